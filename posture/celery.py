@@ -1,0 +1,63 @@
+"""The Celery app: broker choice, delivery guarantees and the beat schedule.
+
+Delivery choices, and why:
+- ``acks_late`` + ``reject_on_worker_lost``: a scan message is acknowledged only after the
+  task returns, so a worker killed mid-scan leaves the message to be redelivered.
+- Redelivery can never double a scan: every run is a ``ScanRun`` row claimed with a
+  conditional UPDATE and fenced by its attempt number (see ``posture.jobs.scans``). A
+  redelivered message for a scan that another live worker holds retries later; one for a
+  finished scan does nothing.
+- ``visibility_timeout`` (Redis) is how long an unacknowledged message waits before it is
+  handed to another worker; it must exceed a scan's time limit (POSTURE_SCAN_TIMEOUT).
+- ``worker_prefetch_multiplier=1``: a worker holds one scan at a time, so a slow host does
+  not park other hosts' scans behind it.
+- With no broker configured the app uses kombu's filesystem transport under ``var/broker``:
+  the embedded default needs no Redis.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "posture.settings")
+
+app = Celery("posture")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+def configure(app: Celery) -> None:
+    from django.conf import settings
+
+    options: dict = {"visibility_timeout": settings.POSTURE_BROKER_VISIBILITY_TIMEOUT}
+    if settings.EMBEDDED_BROKER:
+        folder = settings.VAR_DIR / "broker"
+        for sub in ("out", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        options = {
+            "data_folder_in": str(folder / "out"),
+            "data_folder_out": str(folder / "out"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    app.conf.update(
+        broker_url=settings.CELERY_BROKER_URL,
+        broker_transport_options=options,
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=settings.POSTURE_SCAN_TIMEOUT + 60,
+        task_time_limit=settings.POSTURE_SCAN_TIMEOUT + 120,
+        beat_schedule_filename=str(settings.VAR_DIR / "celerybeat-schedule"),
+        beat_schedule={
+            "enqueue-due-scans": {"task": "posture.enqueue_due_scans", "schedule": settings.POSTURE_BEAT_SECONDS},
+            "recover-stale-scans": {"task": "posture.recover_stale_scans", "schedule": 60.0},
+        },
+    )
+
+
+configure(app)
+app.autodiscover_tasks(["posture"])

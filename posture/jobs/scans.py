@@ -1,0 +1,245 @@
+"""Running one scan: claim, collect with a heartbeat, store, finish. Plain functions, called
+by the Celery task, the ``scan`` command and tests alike.
+
+Guarantees:
+- A scan is claimed with one conditional UPDATE (queued, or running with a heartbeat older
+  than the lease), which bumps ``attempts``. Every later write is fenced on that attempt, so
+  a redelivered message, a retry or a zombie worker can never finish a scan twice.
+- The partial unique index ``one_running_scan_per_host`` makes a second concurrent claim for
+  the same host fail: scans of one host never overlap.
+- A failed scan stores nothing and leaves the previous succeeded scan as current posture.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import IntegrityError, close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from posture.choices import FINISHED_STATES, ScanState, Trigger
+from posture.jobs import ingest
+from posture.models import DockerHost, ScanRun
+from scanners.client import open_client
+from scanners.collect import collect
+from scanners.errors import ScanError
+from scanners.snapshot import SCANNER_VERSION
+
+log = logging.getLogger(__name__)
+
+LOG_LINES = 30  # progress lines kept on a scan row
+
+
+class Outcome(enum.Enum):
+    FINISHED = "finished"  # this call ran the scan to an end state
+    ALREADY_DONE = "already_done"  # someone else finished it: nothing to do
+    BUSY = "busy"  # held by a live worker, or another scan of the host is running: retry later
+    LOST = "lost"  # our lease was taken over mid-scan; the other worker finishes it
+    MISSING = "missing"
+
+
+@dataclass
+class Result:
+    outcome: Outcome
+    scan: ScanRun | None = None
+    retry_after: float = 0.0
+
+
+class LeaseLost(Exception):
+    """Another worker took the scan over (our heartbeat had lapsed)."""
+
+
+def request_scan(host: DockerHost, trigger: str = Trigger.MANUAL) -> tuple[ScanRun, bool]:
+    """The scan to run for a host now: the one already queued or running, else a new one.
+
+    Returns (scan, created)."""
+    active = host.scans.filter(state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("id").first()
+    if active:
+        return active, False
+    return ScanRun.objects.create(host=host, trigger=trigger), True
+
+
+def claim(scan_id: int, worker: str) -> Result:
+    now = timezone.now()
+    lease_cutoff = now - timedelta(seconds=settings.POSTURE_SCAN_LEASE)
+    try:
+        with transaction.atomic():
+            updated = (
+                ScanRun.objects.filter(pk=scan_id)
+                .filter(Q(state=ScanState.QUEUED) | Q(state=ScanState.RUNNING, heartbeat_at__lt=lease_cutoff))
+                .update(
+                    state=ScanState.RUNNING,
+                    started_at=now,
+                    heartbeat_at=now,
+                    attempts=F("attempts") + 1,
+                    worker=worker[:200],
+                )
+            )
+    except IntegrityError:
+        # Another scan of this host is running (one_running_scan_per_host).
+        return Result(Outcome.BUSY, ScanRun.objects.filter(pk=scan_id).first(), settings.POSTURE_SCAN_LEASE / 2)
+    scan = ScanRun.objects.select_related("host").filter(pk=scan_id).first()
+    if scan is None:
+        return Result(Outcome.MISSING)
+    if updated:
+        return Result(Outcome.FINISHED, scan)  # claimed; caller runs it
+    if scan.state in FINISHED_STATES:
+        return Result(Outcome.ALREADY_DONE, scan)
+    return Result(Outcome.BUSY, scan, settings.POSTURE_SCAN_LEASE / 2)
+
+
+class Heartbeat:
+    """Keeps a claimed scan's lease alive from a background thread and records progress.
+
+    If the fenced update matches no row, the lease was taken over: ``check()`` raises."""
+
+    def __init__(self, scan: ScanRun):
+        self.scan_id = scan.pk
+        self.attempt = scan.attempts
+        self.lines: list[str] = []
+        self.lost = False
+        self._stop = threading.Event()
+        self._dirty = False
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-scan-{scan.pk}", daemon=True)
+        self.interval = max(0.5, settings.POSTURE_SCAN_LEASE / 4)
+
+    def __enter__(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def progress(self, message: str) -> None:
+        stamp = timezone.now().strftime("%H:%M:%S")
+        self.lines.append(f"{stamp} {message}")
+        del self.lines[:-LOG_LINES]
+        self._dirty = True
+        self.check()
+
+    def check(self) -> None:
+        if self.lost:
+            raise LeaseLost(f"scan #{self.scan_id}: lease taken over by another worker")
+
+    def beat(self) -> None:
+        fields: dict = {"heartbeat_at": timezone.now()}
+        if self._dirty:
+            fields["log"] = list(self.lines)
+            self._dirty = False
+        alive = ScanRun.objects.filter(pk=self.scan_id, state=ScanState.RUNNING, attempts=self.attempt).update(**fields)
+        if not alive:
+            self.lost = True
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    self.beat()
+                except Exception:  # a DB hiccup must not kill the scan; the next beat retries
+                    log.warning("heartbeat of scan #%s failed", self.scan_id, exc_info=True)
+                    close_old_connections()
+                if self.lost:
+                    return
+        finally:
+            connection.close()
+
+
+def _finish(scan: ScanRun, state: str, *, error: str = "", lines: list[str] | None = None, **fields) -> bool:
+    """Fenced final write. False when the scan is no longer ours."""
+    now = timezone.now()
+    values = {"state": state, "finished_at": now, "heartbeat_at": now, "error": error[:2000], **fields}
+    if lines is not None:
+        values["log"] = lines[-LOG_LINES:]
+    return bool(
+        ScanRun.objects.filter(pk=scan.pk, state=ScanState.RUNNING, attempts=scan.attempts).update(**values)
+    )
+
+
+def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
+    stored = ingest.store_snapshot(snapshot)
+    with transaction.atomic():
+        previous = (
+            ScanRun.objects.filter(host_id=scan.host_id, state=ScanState.SUCCEEDED)
+            .exclude(pk=scan.pk)
+            .order_by("-finished_at", "-id")
+            .only("pk", "chain_digest")
+            .first()
+        )
+        finished_at = timezone.now()
+        chain = ingest.chain_digest(
+            previous.chain_digest if previous else ingest.CHAIN_GENESIS,
+            scan.pk,
+            scan.host_id,
+            finished_at.isoformat(),
+            stored.evidence_set.digest,
+        )
+        counts = {
+            "images": len(snapshot.get("images", [])),
+            "containers": len(snapshot.get("containers", [])),
+            "running": sum(1 for c in snapshot.get("containers", []) if c["inspect"].get("State", {}).get("Running")),
+            "host_probe": snapshot.get("host") is not None,
+            "new_payloads": stored.new_payloads,
+            "new_bytes": stored.new_bytes,
+        }
+        updated = ScanRun.objects.filter(pk=scan.pk, state=ScanState.RUNNING, attempts=scan.attempts).update(
+            state=ScanState.SUCCEEDED,
+            finished_at=finished_at,
+            heartbeat_at=finished_at,
+            evidence_set=stored.evidence_set,
+            previous=previous,
+            chain_digest=chain,
+            counts=counts,
+            warnings=snapshot.get("warnings", []),
+            scanner_version=snapshot.get("scanner_version", SCANNER_VERSION),
+            log=lines[-LOG_LINES:],
+            error="",
+        )
+        if not updated:
+            transaction.set_rollback(True)
+        return bool(updated)
+
+
+def execute_scan(scan_id: int, *, worker: str) -> Result:
+    """Claim and run one scan to an end state. Safe to call any number of times per scan."""
+    result = claim(scan_id, worker)
+    if result.outcome is not Outcome.FINISHED:
+        return result
+    scan = result.scan
+    host = scan.host
+    deadline = time.monotonic() + settings.POSTURE_SCAN_TIMEOUT
+    probe_image = settings.POSTURE_PROBE_IMAGE if host.probe_enabled else None
+    with Heartbeat(scan) as hb:
+        try:
+            hb.progress(f"attempt {scan.attempts} on {worker}: connecting to {host.url}")
+            with open_client(host.host_config()) as client:
+                snapshot = collect(client, probe_image=probe_image, deadline=deadline, progress=hb.progress)
+            hb.check()
+            hb.progress(
+                f"collected {len(snapshot['images'])} images, {len(snapshot['containers'])} containers; storing"
+            )
+            ok = _store_success(scan, snapshot, hb.lines)
+        except LeaseLost:
+            return Result(Outcome.LOST, scan)
+        except ScanError as exc:
+            hb.lines.append(f"failed: {exc}")
+            ok = _finish(scan, ScanState.FAILED, error=str(exc), lines=hb.lines)
+        except SoftTimeLimitExceeded:
+            msg = f"scan exceeded its time limit ({settings.POSTURE_SCAN_TIMEOUT}s, POSTURE_SCAN_TIMEOUT)"
+            ok = _finish(scan, ScanState.FAILED, error=msg, lines=hb.lines)
+        except Exception as exc:  # a bug in posture: keep the reason, never the half-scan
+            log.exception("scan #%s errored", scan.pk)
+            one_line = " ".join(str(exc).split())[:300]
+            ok = _finish(scan, ScanState.ERRORED, error=f"internal error: {type(exc).__name__}: {one_line}", lines=hb.lines)
+    if not ok:
+        return Result(Outcome.LOST, scan)
+    scan.refresh_from_db()
+    return Result(Outcome.FINISHED, scan)

@@ -1,0 +1,70 @@
+"""manage.py bootstrap: first-run set-up used by bin/run (idempotent).
+
+Creates the admin user when there is none (printing its one-time password), registers the
+local Docker daemon when its socket answers, and queues a first scan of every host."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from urllib.parse import urlsplit
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from posture.models import DockerHost
+from posture.models.audit import record
+
+
+def local_docker_url() -> str | None:
+    """DOCKER_HOST when it is a unix socket, else /var/run/docker.sock, if something listens."""
+    candidates = [os.environ.get("DOCKER_HOST", ""), "unix:///var/run/docker.sock"]
+    for url in candidates:
+        if not url.startswith("unix://"):
+            continue
+        path = urlsplit(url).path
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(2)
+                sock.connect(path)
+            return url
+        except OSError:
+            continue
+    return None
+
+
+class Command(BaseCommand):
+    help = "First-run set-up: admin user, local Docker host, first scans."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-scan", action="store_true", help="do not queue first scans")
+
+    def handle(self, *args, no_scan: bool = False, **opts):
+        User = get_user_model()
+        if not User.objects.filter(is_superuser=True).exists():
+            password = secrets.token_urlsafe(12)
+            User.objects.create_superuser("admin", "", password)
+            record("user.created", "admin", actor_label="bootstrap")
+            self.stdout.write(self.style.SUCCESS(f"created user admin with one-time password: {password}"))
+            self.stdout.write("  (change it after logging in; it is not shown again)")
+        url = local_docker_url()
+        if url and not DockerHost.objects.filter(url=url).exists():
+            name = "local" if not DockerHost.objects.filter(name="local").exists() else f"local-{secrets.token_hex(2)}"
+            DockerHost.objects.create(name=name, url=url)
+            record("host.created", name, actor_label="bootstrap", url=url)
+            self.stdout.write(f"registered the local Docker daemon as host {name!r} ({url})")
+        elif not url:
+            self.stdout.write("no local Docker socket answered; add hosts with: manage.py addhost NAME URL")
+        if no_scan:
+            return
+        from posture.jobs.scans import request_scan
+        from posture.tasks import send_scan
+
+        with transaction.atomic():
+            for host in DockerHost.objects.filter(enabled=True):
+                scan, created = request_scan(host)
+                if created:
+                    send_scan(scan.pk)
+                self.stdout.write(f"first scan of {host.name}: scan #{scan.pk} ({'queued' if created else scan.state})")

@@ -1,0 +1,86 @@
+"""manage.py scan NAME [--json]: run one scan now, in this process, without a broker."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from posture.choices import ScanState, Trigger
+from posture.jobs import scans
+from posture.models import DockerHost, ScanRun
+
+
+def scan_json(scan: ScanRun, results: list | None = None) -> dict:
+    """The --json document (also the shape the API returns for a scan)."""
+    counts = scan.counts or {}
+    return {
+        "scan": scan.pk,
+        "host": scan.host.name,
+        "state": scan.state,
+        "error": scan.error or None,
+        "started_at": scan.started_at.isoformat() if scan.started_at else None,
+        "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
+        "manifest_digest": scan.evidence_set_id,
+        "chain_digest": scan.chain_digest or None,
+        "evidence": {
+            "images": counts.get("images", 0),
+            "containers": counts.get("containers", 0),
+            "running": counts.get("running", 0),
+            "host_probe": counts.get("host_probe", False),
+            "new_payloads": counts.get("new_payloads", 0),
+        },
+        "warnings": scan.warnings,
+        # Filled by the controls engine (check x resource verdicts).
+        "results": results if results is not None else [],
+    }
+
+
+class Command(BaseCommand):
+    help = "Scan one registered host now (synchronously, no broker needed). Exit 0 on success."
+
+    def add_arguments(self, parser):
+        parser.add_argument("name")
+        parser.add_argument("--json", action="store_true", help="print the scan as JSON")
+
+    def handle(self, *args, name, json: bool = False, **opts):
+        host = DockerHost.objects.filter(name=name).first()
+        if host is None:
+            known = ", ".join(DockerHost.objects.values_list("name", flat=True)) or "none registered"
+            raise CommandError(f"no host named {name!r} (known: {known}); add one with: manage.py addhost NAME URL")
+        scan = ScanRun.objects.create(host=host, trigger=Trigger.CLI)
+        t0 = time.monotonic()
+        result = scans.execute_scan(scan.pk, worker=f"cli:{os.getpid()}")
+        if result.outcome is scans.Outcome.BUSY:
+            running = host.scans.filter(state=ScanState.RUNNING).first()
+            scan.state, scan.error = ScanState.FAILED, (
+                f"another scan of {host.name} is running (scan #{running.pk if running else '?'})"
+            )
+            scan.save(update_fields=["state", "error"])
+        scan.refresh_from_db()
+        self.report(scan, json, time.monotonic() - t0)
+        if scan.state != ScanState.SUCCEEDED:
+            sys.exit(1)
+
+    def report(self, scan: ScanRun, as_json: bool, elapsed: float) -> None:
+        if as_json:
+            self.stdout.write(_dumps(scan_json(scan)))
+            return
+        if scan.state == ScanState.SUCCEEDED:
+            c = scan.counts
+            self.stdout.write(
+                f"scan #{scan.pk} of {scan.host.name} succeeded in {elapsed:.1f}s: {c.get('images', 0)} images, "
+                f"{c.get('containers', 0)} containers ({c.get('running', 0)} running)"
+                f"{', host probe' if c.get('host_probe') else ''}; {c.get('new_payloads', 0)} new evidence documents"
+            )
+            for w in scan.warnings:
+                self.stdout.write(f"  warning: {w['resource_type']} {w['resource']}: {w['message']}")
+        else:
+            self.stderr.write(f"scan #{scan.pk} of {scan.host.name} {scan.state}: {scan.error}")
+
+
+def _dumps(doc: dict) -> str:
+    return json.dumps(doc, indent=2, ensure_ascii=False)
