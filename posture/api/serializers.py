@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from posture.models import DockerHost, ScanRun
+
+
+class DockerHostSerializer(serializers.ModelSerializer):
+    """TLS material is write-only: it is accepted, stored encrypted, never returned."""
+
+    tls_ca = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    tls_cert = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    tls_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    uses_tls = serializers.BooleanField(read_only=True)
+    current_scan = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DockerHost
+        fields = ["id", "name", "url", "tls_ca", "tls_cert", "tls_key", "uses_tls", "probe_enabled",
+                  "scan_interval_minutes", "next_scan_at", "enabled", "created_at", "current_scan"]
+        read_only_fields = ["next_scan_at", "created_at"]
+
+    def get_current_scan(self, host: DockerHost) -> int | None:
+        return getattr(host, "current_scan_id", None)
+
+
+class ScanRunSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all())
+    manifest_digest = serializers.CharField(source="evidence_set_id", read_only=True)
+
+    class Meta:
+        model = ScanRun
+        fields = ["id", "host", "trigger", "state", "queued_at", "started_at", "finished_at", "attempts", "error",
+                  "counts", "warnings", "log", "scanner_version", "manifest_digest", "chain_digest"]
+        read_only_fields = [f for f in fields if f != "host"]
