@@ -1,0 +1,248 @@
+"""The only place that builds a ``docker.DockerClient``.
+
+Why one place: connection handling is where scans fail, and failures must come out as the
+small set of :mod:`scanners.errors` types with a reason an operator can act on. Building
+the client here also lets us get the dangerous defaults right once:
+
+* no implicit ``version="auto"``: docker-py would call the daemon inside the constructor
+  and wrap any failure into an unclassifiable ``DockerException``. We ``_ping`` first
+  (unversioned, so any daemon answers), classify failures, then pick
+  ``min(daemon's Api-Version, docker-py's newest)``. dockerd 20.10 gives 1.41; daemons that
+  dropped old API versions (Engine 29 needs >= 1.44) still work because we never ask for
+  less than the daemon offers.
+* ``trust_env = False``: the worker's ``HTTPS_PROXY``/``.netrc`` must not apply to
+  ``tcp://`` Docker hosts.
+* TLS material is validated before connecting, so "client certificate expired on DATE" is
+  said plainly instead of as an opaque handshake alert, and it lives on disk only in a
+  private 0700 directory (files 0600) for the lifetime of the context manager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import docker
+import docker.constants
+import docker.tls
+import requests.adapters
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from scanners.errors import ConfigError, NotDocker, ScanError, TLSFailure, classify, one_line
+
+__all__ = ["HostConfig", "open_client", "negotiate_api_version"]
+
+_SCHEMES = ("unix://", "tcp://", "ssh://")
+#: The newest API version docker-py 7.2 knows how to speak.
+CLIENT_MAX_API = docker.constants.DEFAULT_DOCKER_API_VERSION
+#: The oldest docker-py still accepts; also what we construct with before negotiating.
+CLIENT_MIN_API = docker.constants.MINIMUM_DOCKER_API_VERSION
+
+
+@dataclass
+class HostConfig:
+    """How to reach one Docker host. PEMs are text, as stored (encrypted) in the database."""
+
+    url: str
+    tls_ca: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    timeout: float = 30.0
+    verify_hostname: bool = True
+
+    def __repr__(self) -> str:  # never print key material into logs
+        return f"HostConfig(url={self.url!r}, tls={self.uses_tls}, timeout={self.timeout})"
+
+    @property
+    def uses_tls(self) -> bool:
+        return any((self.tls_ca, self.tls_cert, self.tls_key))
+
+
+class _NoHostnameAdapter(requests.adapters.HTTPAdapter):
+    """Verify the daemon's chain against our CA but not its name (``verify_hostname=False``).
+
+    For daemons reached through an address that is not in their certificate (NAT, tunnels).
+    """
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_hostname"] = False
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _version_tuple(v: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in v.split("."))
+
+
+def negotiate_api_version(server_version: str | None, server_min: str | None = None) -> str:
+    """Choose the API version to speak: the newest both sides know.
+
+    Raises :class:`NotDocker` when the daemon is older than anything docker-py supports.
+    """
+    if not server_version:
+        return CLIENT_MIN_API
+    try:
+        chosen = min(server_version, CLIENT_MAX_API, key=_version_tuple)
+    except ValueError:
+        raise NotDocker(f"the daemon reported a malformed API version {server_version!r}") from None
+    if _version_tuple(chosen) < _version_tuple(CLIENT_MIN_API):
+        raise NotDocker(
+            f"the daemon speaks Docker API {server_version}, older than the oldest supported ({CLIENT_MIN_API})"
+        )
+    if server_min and _version_tuple(chosen) < _version_tuple(server_min):
+        raise NotDocker(f"the daemon requires Docker API >= {server_min}; we speak {chosen}")
+    return chosen
+
+
+# --------------------------------------------------------------------------- TLS material
+
+
+def _load_certs(pem: str, role: str) -> list[x509.Certificate]:
+    try:
+        certs = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        raise TLSFailure(f"the {role} is not a readable PEM certificate") from None
+    if not certs:
+        raise TLSFailure(f"the {role} is not a readable PEM certificate")
+    return certs
+
+
+def _check_validity(cert: x509.Certificate, role: str, now: datetime) -> None:
+    if cert.not_valid_after_utc < now:
+        raise TLSFailure(f"{role} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    if cert.not_valid_before_utc > now:
+        raise TLSFailure(f"{role} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+
+
+def validate_tls(cfg: HostConfig) -> None:
+    """Check the PEMs before connecting, so the failure names the bad file and why."""
+    now = datetime.now(UTC)
+    if bool(cfg.tls_cert) != bool(cfg.tls_key):
+        missing = "key" if cfg.tls_cert else "certificate"
+        raise TLSFailure(f"a client {missing} is required too: give both certificate and key")
+    if cfg.tls_ca:
+        for ca in _load_certs(cfg.tls_ca, "CA certificate"):
+            _check_validity(ca, "CA certificate", now)
+    if cfg.tls_cert and cfg.tls_key:
+        cert = _load_certs(cfg.tls_cert, "client certificate")[0]
+        try:
+            key = serialization.load_pem_private_key(cfg.tls_key.encode(), password=None)
+        except TypeError:
+            raise TLSFailure("the client key is encrypted; give an unencrypted PEM key") from None
+        except Exception:  # cryptography raises several types for junk input
+            raise TLSFailure("the client key is not a readable PEM private key") from None
+        pub = serialization.PublicFormat.SubjectPublicKeyInfo
+        enc = serialization.Encoding.DER
+        if cert.public_key().public_bytes(enc, pub) != key.public_key().public_bytes(enc, pub):
+            raise TLSFailure("the client certificate and the client key do not belong together")
+        _check_validity(cert, "client certificate", now)
+
+
+def _write_private(directory: str, name: str, text: str) -> str:
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
+@contextlib.contextmanager
+def _tls_files(cfg: HostConfig) -> Iterator[docker.tls.TLSConfig | None]:
+    """Write PEMs to a private temp dir that lives exactly as long as the client.
+
+    requests re-reads the files on every new connection, so they cannot be deleted earlier.
+    """
+    if not cfg.uses_tls:
+        yield None
+        return
+    validate_tls(cfg)
+    directory = tempfile.mkdtemp(prefix="posture-tls-")  # mode 0700
+    try:
+        ca = _write_private(directory, "ca.pem", cfg.tls_ca) if cfg.tls_ca else None
+        pair = None
+        if cfg.tls_cert and cfg.tls_key:
+            pair = (
+                _write_private(directory, "cert.pem", cfg.tls_cert),
+                _write_private(directory, "key.pem", cfg.tls_key),
+            )
+        # verify=True without a CA means "the system trust store".
+        yield docker.tls.TLSConfig(client_cert=pair, ca_cert=ca, verify=ca or True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def _ping(client: docker.DockerClient, cfg: HostConfig) -> str:
+    """Unversioned ``GET /_ping``: tells Docker from anything else; returns the API version."""
+    api = client.api
+    try:
+        resp = api.get(api.base_url + "/_ping", timeout=cfg.timeout)
+    except Exception as exc:
+        raise classify(exc, url=cfg.url, tls=cfg.uses_tls) from exc
+    body = resp.content[:64]
+    api_version = resp.headers.get("Api-Version")
+    if resp.status_code != 200 or body.strip() != b"OK" or not api_version:
+        raise NotDocker(
+            f"the endpoint at {cfg.url} is not a Docker API "
+            f"(GET /_ping answered HTTP {resp.status_code}"
+            f"{'' if api_version else ' without an Api-Version header'})"
+        )
+    return api_version
+
+
+def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerClient:
+    url = cfg.url.strip()
+    if not url.startswith(_SCHEMES):
+        raise ConfigError(f"unsupported Docker host URL {one_line(url, 100)!r}: use unix://, tcp:// or ssh://")
+    if url.startswith("tcp://") and not cfg.uses_tls:
+        tls = None
+    if url.startswith(("unix://", "ssh://")) and cfg.uses_tls:
+        raise ConfigError("TLS certificates only apply to tcp:// hosts")
+    try:
+        client = docker.DockerClient(
+            base_url=url,
+            version=CLIENT_MIN_API,  # no network in the constructor; negotiated below
+            timeout=cfg.timeout,
+            tls=tls or False,
+            use_ssh_client=False,  # paramiko, not the ssh binary: no local ssh config surprises
+            max_pool_size=16,
+        )
+    except ScanError:
+        raise
+    except Exception as exc:
+        err = classify(exc, url=cfg.url, tls=cfg.uses_tls)
+        if type(err) is ScanError:  # unknown constructor error: the URL itself is bad
+            err = ConfigError(f"cannot use Docker host URL {one_line(url, 100)!r}: {err.reason}")
+        raise err from exc
+    client.api.trust_env = False
+    if tls is not None and not cfg.verify_hostname:
+        client.api.mount("https://", _NoHostnameAdapter(pool_connections=16, pool_maxsize=16))
+    return client
+
+
+@contextlib.contextmanager
+def open_client(cfg: HostConfig) -> Iterator[docker.DockerClient]:
+    """Connect to a Docker host, ping it, negotiate the API version, and yield the client.
+
+    Raises :class:`ConfigError`, :class:`TLSFailure`, :class:`HostUnreachable` or
+    :class:`NotDocker` before yielding; every call on the yielded client times out after
+    ``cfg.timeout`` seconds. TLS files are removed and connections closed on exit.
+    """
+    with _tls_files(cfg) as tls:
+        client = _build(cfg, tls)
+        try:
+            server_api = _ping(client, cfg)
+            # docker-py has no public setter; _version is what every versioned URL uses.
+            client.api._version = negotiate_api_version(server_api)
+            yield client
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
