@@ -10,6 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from posture.models import DockerHost
 from posture.models.audit import record
 from posture.models.hosts import validate_docker_url
+from scanners.client import HostConfig, validate_tls
+from scanners.errors import TLSFailure
 
 
 def read_pem(path: str, role: str) -> str:
@@ -52,10 +54,16 @@ class Command(BaseCommand):
             raise CommandError("TLS files only apply to tcp:// URLs")
         if given and len(given) != 3:
             raise CommandError("TLS needs all three of --tls-ca, --tls-cert and --tls-key")
+        if given:
+            pems = {field: read_pem(path, field.removeprefix("tls_")) for field, path in given.items()}
+            try:
+                validate_tls(HostConfig(url=url, **pems))
+            except TLSFailure as exc:
+                raise CommandError(f"TLS files refused: {exc}") from None
         host, created = DockerHost.objects.get_or_create(name=name, defaults={"url": url})
         host.url = url
-        for field, path in given.items():
-            setattr(host, field, read_pem(path, field.removeprefix("tls_")))
+        for field, pem in (pems if given else {}).items():
+            setattr(host, field, pem)
         if probe is not None:
             host.probe_enabled = probe
         if interval is not None:
