@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -186,9 +187,12 @@ def _ping(client: docker.DockerClient, cfg: HostConfig) -> str:
     try:
         resp = api.get(api.base_url + "/_ping", timeout=cfg.timeout)
     except Exception as exc:
-        raise classify(exc, url=cfg.url, tls=cfg.uses_tls) from exc
-    body = resp.content[:64]
+        err = classify(exc, url=cfg.url, tls=cfg.uses_tls)
+        raise (_not_a_socket(cfg.url) or err) from exc
+    body = resp.content[:200]
     api_version = resp.headers.get("Api-Version")
+    if b"HTTP request to an HTTPS server" in body:
+        raise TLSFailure(f"the Docker host at {cfg.url} requires TLS: give its CA and a client certificate")
     if resp.status_code != 200 or body.strip() != b"OK" or not api_version:
         raise NotDocker(
             f"the endpoint at {cfg.url} is not a Docker API "
@@ -196,6 +200,17 @@ def _ping(client: docker.DockerClient, cfg: HostConfig) -> str:
             f"{'' if api_version else ' without an Api-Version header'})"
         )
     return api_version
+
+
+def _not_a_socket(url: str) -> NotDocker | None:
+    """Linux answers "connection refused" for a unix:// path that is a plain file: say so."""
+    if not url.startswith("unix://"):
+        return None
+    try:
+        mode = os.stat(url[len("unix://") :]).st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISSOCK(mode) else NotDocker(f"{url} is not a socket")
 
 
 def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerClient:

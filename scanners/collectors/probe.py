@@ -108,7 +108,7 @@ _PASSWD, _GROUP = "/etc/passwd", "/etc/group"
 #   S path | C path | T dir | SG dir prefix | CG dir suffix | P
 # Each record: "<D> <op> <path>\n<body>\n<D> E <rc>\n".
 PROBE_SCRIPT = r"""
-D=$1; shift; H=/host
+D=$1; shift; H=${POSTURE_PROBE_ROOT:-/host}
 resolve() {
   rest=${1#/}; cur=; n=0
   while [ -n "$rest" ]; do
@@ -447,18 +447,20 @@ def choose_dockerd(
 
 
 @dataclass
-class _Probe:
-    api: APIClient
+class Prober:
+    """Runs the probe script in the probe container (tests subclass ``execute``)."""
+
+    api: APIClient | None
     container_id: str
     deadline: float | None
     errors: list[str] = field(default_factory=list)
 
-    def run(self, ops: list[str], doing: str) -> list[Record]:
-        """Exec the script with ``ops``; return its records."""
-        delimiter = "@@posture-" + secrets.token_hex(16) + "@@"
-        cmd = ["sh", "-c", PROBE_SCRIPT, "posture-probe", delimiter, *ops]
+    def execute(self, cmd: list[str], doing: str) -> tuple[int | None, bytes, bytes]:
+        """Run ``cmd`` in the probe container: (exit code, stdout, stderr)."""
+        assert self.api is not None
+        api = self.api
         exec_id = call(
-            self.api.exec_create,
+            api.exec_create,
             self.container_id,
             cmd,
             user="0:0",
@@ -466,12 +468,19 @@ class _Probe:
             doing=doing,
             deadline=self.deadline,
         )["Id"]
-        out = call(self.api.exec_start, exec_id, demux=True, doing=doing, deadline=self.deadline)
+        out = call(api.exec_start, exec_id, demux=True, doing=doing, deadline=self.deadline)
         stdout, stderr = out if isinstance(out, tuple) else (out, b"")
-        stdout, stderr = stdout or b"", stderr or b""
-        exit_code = call(self.api.exec_inspect, exec_id, doing=doing, deadline=self.deadline).get("ExitCode")
+        exit_code = call(api.exec_inspect, exec_id, doing=doing, deadline=self.deadline).get("ExitCode")
+        return exit_code, stdout or b"", stderr or b""
+
+    def run(self, ops: list[str], doing: str) -> list[Record]:
+        """Run the script with ``ops``; return its records."""
+        check_deadline(self.deadline, doing)
+        delimiter = "@@posture-" + secrets.token_hex(16) + "@@"
+        cmd = ["sh", "-c", PROBE_SCRIPT, "posture-probe", delimiter, *ops]
+        exit_code, stdout, stderr = self.execute(cmd, doing)
         records = parse_records(stdout, delimiter)
-        if exit_code != 0 or (ops and not records and ops != ["P"]):
+        if exit_code != 0 or (not records and any(op in ("S", "C") for op in ops)):
             detail = one_line((stderr or stdout).decode("utf-8", "replace"), 300)
             raise ScanError(
                 f"the host probe script failed while {doing} (exit code {exit_code}): "
@@ -553,9 +562,8 @@ def run_probe(
         call(api.start, container_id, doing="starting the probe container", deadline=deadline)
         if on_started:
             on_started(container_id)
-        probe = _Probe(api, container_id, deadline)
         say("probe: reading host files")
-        evidence = _collect(probe, info)
+        evidence = collect_host(Prober(api, container_id, deadline), info)
         evidence["probe_image"] = image
         return evidence
     finally:
@@ -563,7 +571,8 @@ def run_probe(
             api.remove_container(container_id, force=True)
 
 
-def _collect(probe: _Probe, info: dict[str, Any]) -> HostEvidence:
+def collect_host(probe: Prober, info: dict[str, Any]) -> HostEvidence:
+    """Run the probe's execs and build HostEvidence (``probe_image`` left for the caller)."""
     root_dir = str(info.get("DockerRootDir") or DEFAULT_DATA_ROOT)
     ops: list[str] = []
     for p in FIXED_STAT_PATHS + (root_dir,):

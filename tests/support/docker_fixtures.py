@@ -75,6 +75,7 @@ class ContainerFactory:
         env: list[str] | dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         user: str | None = None,
+        healthcheck: dict[str, Any] | None = None,
         **host_config: Any,
     ) -> str:
         """Create (and start) one container; ``host_config`` goes to ``create_host_config``.
@@ -90,6 +91,7 @@ class ContainerFactory:
             environment=env,
             labels=labels,
             user=user,
+            healthcheck=healthcheck,
             host_config=api.create_host_config(network_mode=host_config.pop("network_mode", "none"), **host_config),
         )["Id"]
         self.created.append(cid)
@@ -135,7 +137,7 @@ def dockerd() -> Iterator[PrivateDaemon]:
     daemon = PrivateDaemon()
     try:
         daemon.start()
-        with daemon.client() as client:
+        with contextlib.closing(daemon.client()) as client:
             make_base_image(client)
         daemon.base_image = BASE_IMAGE  # type: ignore[attr-defined]
         yield daemon

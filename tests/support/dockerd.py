@@ -215,7 +215,7 @@ class PrivateDaemon:
                 self.start()
         if self.running:
             assert self.proc is not None
-            with contextlib.suppress(Exception), self.client(timeout=10) as client:
+            with contextlib.suppress(Exception), contextlib.closing(self.client(timeout=10)) as client:
                 for c in client.api.containers(all=True):
                     with contextlib.suppress(Exception):
                         client.api.remove_container(c["Id"], force=True, v=True)
