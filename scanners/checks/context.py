@@ -1,0 +1,355 @@
+"""Per-snapshot and per-resource data, computed ONCE before any check runs.
+
+Why: a 200-container snapshot runs ~30 container checks on each container. Parsing
+SecurityOpt, capabilities, port bindings or the dockerd command line inside every check would
+repeat the same work thousands of times; here it is done once per resource, and checks read
+plain attributes. It also puts Docker's inspect quirks in one place:
+
+* ``CapAdd``/``CapDrop``/``SecurityOpt``/``Mounts``/``PortBindings`` can be ``null``;
+* capability names come with or without ``CAP_``;
+* a setting of the daemon can come from the dockerd command line or from daemon.json (dockerd
+  refuses to start when both set the same directive, so whichever is present is effective).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from scanners.checks.base import Result, errored, not_applicable
+
+NO_PROBE = "host probe not enabled"
+
+
+def as_bool(value: Any) -> bool | None:
+    """Docker spells booleans as JSON booleans, "true"/"false" strings or "1"/"0"."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+    return None
+
+
+# --------------------------------------------------------------------------- daemon settings
+
+#: dockerd flags that take no value (``--icc`` means true; ``--icc=false`` is the only way off).
+_BOOL_FLAGS = frozenset({
+    "icc", "userland-proxy", "live-restore", "no-new-privileges", "iptables", "ip6tables",
+    "ip-masq", "ip-forward", "tls", "tlsverify", "debug", "experimental", "selinux-enabled",
+    "raw-logs", "init", "rootless", "validate", "help", "version",
+})
+_SHORT = {"-H": "host", "-D": "debug", "-l": "log-level", "-G": "group", "-g": "data-root",
+          "-p": "pidfile", "-b": "bridge", "-s": "storage-driver", "-v": "version"}
+#: Flags whose daemon.json key differs (plural lists, renamed).
+_FLAG_TO_JSON = {"host": "hosts", "insecure-registry": "insecure-registries",
+                 "authorization-plugin": "authorization-plugins",
+                 "default-ulimit": "default-ulimits", "storage-opt": "storage-opts",
+                 "log-opt": "log-opts", "graph": "data-root", "add-runtime": "runtimes",
+                 "registry-mirror": "registry-mirrors", "label": "labels", "dns": "dns"}
+_LIST_KEYS = frozenset({"hosts", "insecure-registries", "authorization-plugins", "storage-opts",
+                        "registry-mirrors", "labels", "dns", "default-ulimits", "log-opts"})
+
+
+def parse_dockerd_cmdline(argv: Iterable[str]) -> dict[str, list[str]]:
+    """``["dockerd", "-H", "fd://", "--icc=false"]`` -> ``{"hosts": ["fd://"], "icc": ["false"]}``.
+
+    Keys are daemon.json names; every value is kept as a list of strings, in order.
+    """
+    out: dict[str, list[str]] = {}
+    tokens = list(argv)[1:]
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        i += 1
+        if tok == "--" or not tok.startswith("-"):
+            continue
+        if tok.startswith("--"):
+            name, eq, value = tok[2:].partition("=")
+        else:
+            short, eq, value = tok.partition("=")
+            if short not in _SHORT and len(short) > 2 and short[:2] in _SHORT:
+                short, eq, value = short[:2], "=", short[2:]  # "-Hunix://..." form
+            name = _SHORT.get(short, short.lstrip("-"))
+        if not eq:
+            if name in _BOOL_FLAGS:
+                value = "true"
+            elif i < len(tokens):
+                value = tokens[i]
+                i += 1
+        out.setdefault(_FLAG_TO_JSON.get(name, name), []).append(value)
+    return out
+
+
+@dataclass(frozen=True)
+class Setting:
+    """An effective daemon setting and where it came from, for the one-line detail."""
+
+    value: Any
+    source: str  # "dockerd --icc" | "daemon.json icc"
+
+    def describe(self) -> str:
+        shown = self.value if not isinstance(self.value, bool) else str(self.value).lower()
+        if isinstance(shown, list | tuple):
+            shown = ",".join(str(v) for v in shown)
+        return f"{self.source}={shown}"
+
+
+@dataclass
+class DaemonConfig:
+    """Effective dockerd settings from the host probe's daemon.json and command line."""
+
+    daemon_json: Mapping[str, Any]
+    cmdline: Mapping[str, list[str]]
+    daemon_json_error: str | None = None
+    cmdline_known: bool = False
+
+    def get(self, key: str) -> Setting | None:
+        """The setting under its daemon.json name, or None when neither source sets it."""
+        if key in self.cmdline:
+            values = self.cmdline[key]
+            if key in _LIST_KEYS:
+                return Setting(list(values), f"dockerd --{key}")
+            raw = values[-1]
+            b = as_bool(raw)
+            return Setting(b if b is not None and _is_bool_key(key) else raw, f"dockerd --{key}")
+        if key in self.daemon_json:
+            return Setting(self.daemon_json[key], f"daemon.json {key}")
+        return None
+
+    def unknown_reason(self, key: str) -> str | None:
+        """Why an unset setting cannot be trusted to be unset (a source was unreadable)."""
+        if key in self.cmdline or key in self.daemon_json:
+            return None
+        if self.daemon_json_error:
+            return f"daemon.json unreadable: {self.daemon_json_error}"
+        if not self.cmdline_known:
+            return "dockerd command line not collected by the host probe"
+        return None
+
+
+def _is_bool_key(key: str) -> bool:
+    return key in _BOOL_FLAGS
+
+
+# --------------------------------------------------------------------------- resources
+
+
+def _norm_cap(cap: str) -> str:
+    cap = str(cap).strip().upper()
+    return cap[4:] if cap.startswith("CAP_") else cap
+
+
+@dataclass(frozen=True)
+class PortBinding:
+    container_port: str  # "80/tcp"
+    host_ip: str  # "" means every interface
+    host_port: str  # "" means an ephemeral port chosen at start
+
+
+@dataclass
+class ContainerView:
+    """A container's inspect document with the fields checks need, parsed once."""
+
+    id: str
+    name: str
+    inspect: dict[str, Any]
+    config: dict[str, Any]
+    host_config: dict[str, Any]
+    state: dict[str, Any]
+    running: bool
+    mounts: list[dict[str, Any]]
+    security_opt: tuple[str, ...]
+    cap_add: frozenset[str]
+    cap_drop: frozenset[str]
+    ports: tuple[PortBinding, ...]
+    network_mode: str
+
+    @classmethod
+    def build(cls, evidence: Mapping[str, Any]) -> ContainerView:
+        inspect = evidence.get("inspect") or {}
+        hc = inspect.get("HostConfig") or {}
+        state = inspect.get("State") or {}
+        return cls(
+            id=str(evidence.get("id") or inspect.get("Id") or ""),
+            name=str(evidence.get("name") or str(inspect.get("Name") or "").lstrip("/")),
+            inspect=inspect,
+            config=inspect.get("Config") or {},
+            host_config=hc,
+            state=state,
+            running=bool(state.get("Running")) or state.get("Status") == "running",
+            mounts=[m for m in inspect.get("Mounts") or [] if isinstance(m, dict)],
+            security_opt=tuple(str(s) for s in hc.get("SecurityOpt") or []),
+            cap_add=frozenset(_norm_cap(c) for c in hc.get("CapAdd") or []),
+            cap_drop=frozenset(_norm_cap(c) for c in hc.get("CapDrop") or []),
+            ports=_ports(inspect),
+            network_mode=str(hc.get("NetworkMode") or ""),
+        )
+
+    def security_opt_value(self, name: str) -> str | None:
+        """``seccomp=unconfined`` / ``seccomp:unconfined`` -> "unconfined"; bare -> ""."""
+        for opt in self.security_opt:
+            key, sep, value = opt.replace(":", "=", 1).partition("=")
+            if key.strip() == name:
+                return value.strip() if sep else ""
+        return None
+
+
+def _ports(inspect: Mapping[str, Any]) -> tuple[PortBinding, ...]:
+    """Configured (HostConfig.PortBindings) and actual (NetworkSettings.Ports) bindings."""
+    found: dict[tuple[str, str, str], PortBinding] = {}
+    hc = inspect.get("HostConfig") or {}
+    sources = [hc.get("PortBindings"), (inspect.get("NetworkSettings") or {}).get("Ports")]
+    for source in sources:
+        for cport, bindings in (source or {}).items():
+            for b in bindings or []:
+                pb = PortBinding(str(cport), str(b.get("HostIp") or ""), str(b.get("HostPort") or ""))
+                found[(pb.container_port, pb.host_ip, pb.host_port)] = pb
+    if hc.get("PublishAllPorts"):
+        bound = {p.container_port for p in found.values()}
+        for cport in (inspect.get("Config") or {}).get("ExposedPorts") or {}:
+            if cport not in bound:
+                found[(cport, "", "")] = PortBinding(str(cport), "", "")
+    # Docker reports a binding on 0.0.0.0 and [::] for one -p; keep both, they are distinct.
+    return tuple(found.values())
+
+
+@dataclass
+class ImageView:
+    """An image's inspect document and history (oldest layer first), parsed once."""
+
+    id: str
+    name: str
+    tags: list[str]
+    inspect: dict[str, Any]
+    config: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    @classmethod
+    def build(cls, evidence: Mapping[str, Any]) -> ImageView:
+        inspect = evidence.get("inspect") or {}
+        image_id = str(evidence.get("id") or inspect.get("Id") or "")
+        tags = [t for t in evidence.get("tags") or [] if t and t != "<none>:<none>"]
+        short = image_id.removeprefix("sha256:")[:12]
+        # The history API lists the newest layer first; checks reason oldest-first.
+        history = [h for h in reversed(evidence.get("history") or []) if isinstance(h, dict)]
+        return cls(id=image_id, name=tags[0] if tags else short, tags=tags, inspect=inspect,
+                   config=inspect.get("Config") or {}, history=history)
+
+
+# --------------------------------------------------------------------------- the snapshot
+
+
+def _security_options(info: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """``["name=seccomp,profile=builtin", "name=rootless"]`` -> {"seccomp": {"profile": ...}}."""
+    out: dict[str, dict[str, str]] = {}
+    for raw in info.get("SecurityOptions") or []:
+        parts = dict(p.partition("=")[::2] for p in str(raw).split(","))
+        name = parts.pop("name", None)
+        if name is None:  # pre-1.26 daemons list bare names: ["apparmor", "seccomp"]
+            name, parts = str(raw), {}
+        out[name] = parts
+    return out
+
+
+@dataclass
+class Context:
+    """What daemon- and host-scope checks look at, and what every check may consult."""
+
+    snapshot: Mapping[str, Any]
+    info: dict[str, Any]
+    version: dict[str, Any]
+    host: dict[str, Any] | None
+    security_options: dict[str, dict[str, str]]
+    swarm: dict[str, Any]
+    daemon: DaemonConfig | None
+    containers: list[ContainerView] = field(default_factory=list)
+    images: list[ImageView] = field(default_factory=list)
+    #: Documents that could not be parsed: (resource_type, resource, evidence key, reason).
+    broken: list[tuple[str, str, str, str]] = field(default_factory=list)
+
+    @property
+    def swarm_active(self) -> bool:
+        return self.swarm.get("LocalNodeState") == "active"
+
+    # -- host probe helpers: missing evidence is never a pass ---------------------------
+    def probe_missing(self) -> Result | None:
+        """not_applicable when the probe is off; None when host evidence exists."""
+        if self.host is None:
+            return not_applicable(NO_PROBE)
+        return None
+
+    def file(self, path: str) -> dict[str, Any] | None:
+        files = (self.host or {}).get("files") or {}
+        entry = files.get(path)
+        return entry if isinstance(entry, dict) else None
+
+    def unreported(self, what: str) -> Result:
+        """The probe ran but said nothing about ``what``: error, with the probe's reason."""
+        errors = [str(e) for e in (self.host or {}).get("errors") or []]
+        if errors:
+            return errored(f"host probe failed: {errors[0]}")
+        return errored(f"host probe did not report {what}")
+
+    def setting_or_unknown(self, key: str) -> tuple[Setting | None, Result | None]:
+        """(effective setting, None) or (None, a not_applicable/error result to return)."""
+        if self.host is None or self.daemon is None:
+            return None, not_applicable(NO_PROBE)
+        setting = self.daemon.get(key)
+        if setting is None:
+            reason = self.daemon.unknown_reason(key)
+            if reason:
+                return None, errored(reason)
+        return setting, None
+
+    def docker_sockets(self) -> list[str]:
+        """Unix socket paths the daemon listens on (default /var/run/docker.sock)."""
+        paths = ["/var/run/docker.sock", "/run/docker.sock"]
+        if self.daemon is not None:
+            hosts = self.daemon.get("hosts")
+            if hosts is not None:
+                values = hosts.value if isinstance(hosts.value, list) else [hosts.value]
+                unix = [str(h)[len("unix://"):] for h in values if str(h).startswith("unix://")]
+                if unix:
+                    paths = unix
+        return paths
+
+
+def build_context(snapshot: Mapping[str, Any]) -> Context:
+    """Parse a snapshot once. Never raises on odd data: unusable parts are recorded as broken."""
+    daemon = snapshot.get("daemon") or {}
+    info = daemon.get("info") or {}
+    host = snapshot.get("host")
+    host = host if isinstance(host, dict) else None
+    cfg = None
+    if host is not None:
+        argv = host.get("dockerd_cmdline")
+        dj = host.get("daemon_json")
+        cfg = DaemonConfig(
+            daemon_json=dj if isinstance(dj, dict) else {},
+            cmdline=parse_dockerd_cmdline(argv) if isinstance(argv, list) else {},
+            daemon_json_error=host.get("daemon_json_error"),
+            cmdline_known=isinstance(argv, list),
+        )
+    ctx = Context(
+        snapshot=snapshot, info=info, version=daemon.get("version") or {}, host=host,
+        security_options=_security_options(info), swarm=info.get("Swarm") or {}, daemon=cfg,
+    )
+    for kind, docs, view in (("container", snapshot.get("containers"), ContainerView),
+                             ("image", snapshot.get("images"), ImageView)):
+        for ev in docs or []:
+            try:
+                built = view.build(ev)
+            except Exception as exc:  # noqa: BLE001 - one odd document must not stop the scan
+                doc = ev if isinstance(ev, dict) else {}
+                key = str(doc.get("id") or "?")
+                name = str(doc.get("name") or (doc.get("tags") or [None])[0] or key[:19])
+                ctx.broken.append((kind, name, key, f"unreadable {kind} evidence: "
+                                   f"{type(exc).__name__}: {exc}"))
+                continue
+            (ctx.containers if kind == "container" else ctx.images).append(built)  # type: ignore[arg-type]
+    return ctx
