@@ -188,6 +188,8 @@ def _ping(client: docker.DockerClient, cfg: HostConfig) -> str:
         resp = api.get(api.base_url + "/_ping", timeout=cfg.timeout)
     except Exception as exc:
         err = classify(exc, url=cfg.url, tls=cfg.uses_tls)
+        if isinstance(err, TLSFailure) and not cfg.tls_cert and "client certificate" in err.reason:
+            err = TLSFailure("the daemon requires a client certificate (--tlsverify): give a certificate and key")
         raise (_not_a_socket(cfg.url) or err) from exc
     body = resp.content[:200]
     api_version = resp.headers.get("Api-Version")
