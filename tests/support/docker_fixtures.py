@@ -139,7 +139,7 @@ def dockerd() -> Iterator[PrivateDaemon]:
         daemon.start()
         with contextlib.closing(daemon.client()) as client:
             make_base_image(client)
-        daemon.base_image = BASE_IMAGE  # type: ignore[attr-defined]
+        daemon.base_image = BASE_IMAGE
         yield daemon
     finally:
         daemon.stop()

@@ -95,6 +95,8 @@ class PrivateDaemon:
         self.extra_args = list(extra_args or [])
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Tag of the busybox image once make_base_image() ran on it (the fixtures do).
+        self.base_image: str | None = None
         if daemon_json is not None:
             self.config_path = os.path.join(self.dir, "daemon.json")
             Path(self.config_path).write_text(json.dumps(daemon_json, indent=2))
