@@ -215,21 +215,23 @@ def _not_a_socket(url: str) -> NotDocker | None:
     return None if stat.S_ISSOCK(mode) else NotDocker(f"{url} is not a socket")
 
 
-def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerClient:
+def _check_url(cfg: HostConfig) -> None:
     url = cfg.url.strip()
     if not url.startswith(_SCHEMES):
         raise ConfigError(f"unsupported Docker host URL {one_line(url, 100)!r}: use unix://, tcp:// or ssh://")
-    if url.startswith("tcp://") and not cfg.uses_tls:
-        tls = None
     if url.startswith(("unix://", "ssh://")) and cfg.uses_tls:
         raise ConfigError("TLS certificates only apply to tcp:// hosts")
+
+
+def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerClient:
+    url = cfg.url.strip()
     try:
         client = docker.DockerClient(
             base_url=url,
             version=CLIENT_MIN_API,  # no network in the constructor; negotiated below
             timeout=cfg.timeout,
             tls=tls or False,
-            use_ssh_client=False,  # paramiko, not the ssh binary: no local ssh config surprises
+            use_ssh_client=False,  # paramiko in-process: no ssh binary, errors we can classify
             max_pool_size=16,
         )
     except ScanError:
@@ -253,6 +255,7 @@ def open_client(cfg: HostConfig) -> Iterator[docker.DockerClient]:
     :class:`NotDocker` before yielding; every call on the yielded client times out after
     ``cfg.timeout`` seconds. TLS files are removed and connections closed on exit.
     """
+    _check_url(cfg)
     with _tls_files(cfg) as tls:
         client = _build(cfg, tls)
         try:
