@@ -48,10 +48,10 @@ def _snapshot_evidence(spec: CheckSpec, ctx: Context) -> tuple[str, str]:
 def _evaluate(spec: CheckSpec, resource: Any, ctx: Context) -> tuple[Status, str]:
     try:
         result = spec.fn(resource, ctx)
-        status, detail = result
-        if not isinstance(status, Status) or not isinstance(detail, str):
+        if (not isinstance(result, tuple) or len(result) != 2
+                or not isinstance(result[0], Status) or not isinstance(result[1], str)):
             raise TypeError(f"check returned {result!r:.80}, expected (Status, str)")
-        return status, one_line(detail, 500)
+        return result[0], one_line(result[1], 500)
     except Exception as exc:  # noqa: BLE001 - a broken check must not abort the run
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         return Status.ERROR, one_line(f"{type(exc).__name__}: {message}" if message

@@ -51,6 +51,10 @@ _FLAG_TO_JSON = {"host": "hosts", "insecure-registry": "insecure-registries",
                  "default-ulimit": "default-ulimits", "storage-opt": "storage-opts",
                  "log-opt": "log-opts", "graph": "data-root", "add-runtime": "runtimes",
                  "registry-mirror": "registry-mirrors", "label": "labels", "dns": "dns"}
+_JSON_TO_FLAG = {"hosts": "host", "insecure-registries": "insecure-registry",
+                 "authorization-plugins": "authorization-plugin",
+                 "default-ulimits": "default-ulimit", "storage-opts": "storage-opt",
+                 "log-opts": "log-opt", "registry-mirrors": "registry-mirror", "labels": "label"}
 _LIST_KEYS = frozenset({"hosts", "insecure-registries", "authorization-plugins", "storage-opts",
                         "registry-mirrors", "labels", "dns", "default-ulimits", "log-opts"})
 
@@ -112,11 +116,12 @@ class DaemonConfig:
         """The setting under its daemon.json name, or None when neither source sets it."""
         if key in self.cmdline:
             values = self.cmdline[key]
+            source = f"dockerd --{_JSON_TO_FLAG.get(key, key)}"
             if key in _LIST_KEYS:
-                return Setting(list(values), f"dockerd --{key}")
+                return Setting(list(values), source)
             raw = values[-1]
             b = as_bool(raw)
-            return Setting(b if b is not None and _is_bool_key(key) else raw, f"dockerd --{key}")
+            return Setting(b if b is not None and _is_bool_key(key) else raw, source)
         if key in self.daemon_json:
             return Setting(self.daemon_json[key], f"daemon.json {key}")
         return None

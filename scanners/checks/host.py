@@ -26,6 +26,7 @@ from scanners.checks.base import (
     Scope,
     Severity,
     check,
+    errored,
     failed,
     manual,
     not_applicable,
@@ -37,29 +38,23 @@ from scanners.snapshot import KIND_DAEMON_INFO, KIND_HOST
 
 PROBE = (KIND_HOST,)
 
-DOCKERD = ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd")
+# Candidate locations, in the order packages use them. They match what the probe collector
+# stats (scanners/collectors/probe.py FIXED_STAT_PATHS; a test keeps the two in step).
+DOCKERD = ("/usr/bin/dockerd", "/usr/sbin/dockerd")
 DOCKER_SERVICE = ("/usr/lib/systemd/system/docker.service", "/lib/systemd/system/docker.service",
                   "/etc/systemd/system/docker.service")
 DOCKER_SOCKET_UNIT = ("/usr/lib/systemd/system/docker.socket", "/lib/systemd/system/docker.socket",
                       "/etc/systemd/system/docker.socket")
-CONTAINERD = ("/usr/bin/containerd", "/usr/local/bin/containerd")
+CONTAINERD = ("/usr/bin/containerd", "/usr/sbin/containerd")
 CONTAINERD_SOCK = ("/run/containerd/containerd.sock",)
-SHIM = ("/usr/bin/containerd-shim", "/usr/local/bin/containerd-shim")
-SHIM_V1 = ("/usr/bin/containerd-shim-runc-v1", "/usr/local/bin/containerd-shim-runc-v1")
-SHIM_V2 = ("/usr/bin/containerd-shim-runc-v2", "/usr/local/bin/containerd-shim-runc-v2")
-RUNC = ("/usr/bin/runc", "/usr/sbin/runc", "/usr/local/bin/runc", "/usr/local/sbin/runc")
-AUDIT_RULES = "/etc/audit/audit.rules"
-AUDIT_RULES_D = "/etc/audit/rules.d"
-
-#: Fixed paths the host checks read; the probe collector should stat all of them. Dynamic ones
-#: come on top: the data root, unix sockets from ``-H``, TLS files, children of certs.d.
-HOST_PATHS: tuple[str, ...] = (
-    *DOCKERD, *DOCKER_SERVICE, *DOCKER_SOCKET_UNIT, *CONTAINERD, *CONTAINERD_SOCK, *SHIM,
-    *SHIM_V1, *SHIM_V2, *RUNC, "/run/containerd", "/etc/docker", "/etc/docker/daemon.json",
-    "/etc/docker/certs.d", "/etc/default/docker", "/etc/sysconfig/docker",
-    "/etc/containerd/config.toml", "/var/run/docker.sock", "/run/docker.sock", "/var/lib/docker",
-    AUDIT_RULES, AUDIT_RULES_D,
-)
+SHIM = ("/usr/bin/containerd-shim", "/usr/sbin/containerd-shim")
+SHIM_V1 = ("/usr/bin/containerd-shim-runc-v1", "/usr/sbin/containerd-shim-runc-v1")
+SHIM_V2 = ("/usr/bin/containerd-shim-runc-v2", "/usr/sbin/containerd-shim-runc-v2")
+RUNC = ("/usr/bin/runc", "/usr/sbin/runc")
+#: The probe lists these by glob (``containerd-shim*`` in /usr/bin and /usr/sbin), so it
+#: reports only the ones that exist: unreported means absent.
+GLOBBED_PREFIXES = ("/usr/bin/containerd-shim", "/usr/sbin/containerd-shim")
+AUDIT_DIR = "/etc/audit/"
 
 
 # --------------------------------------------------------------------------- audit rules
@@ -108,22 +103,34 @@ def _covering(target: str, rules: Sequence[AuditRule]) -> AuditRule | None:
 
 
 def _audit_rules(ctx: Context) -> tuple[list[AuditRule] | None, Result | None]:
-    contents = (ctx.host or {}).get("contents") or {}
-    texts = [str(v) for k, v in sorted(contents.items())
-             if k.startswith("/etc/audit/") and k.endswith(".rules") and v is not None]
+    """Rules from /etc/audit/audit.rules and rules.d/*.rules as collected by the probe.
+
+    The probe keeps the contents of the files that exist and reports read failures in
+    ``errors``; so no audit contents and no audit error means the host has no audit rules.
+    """
+    host = ctx.host or {}
+    texts = [str(v) for k, v in sorted((host.get("contents") or {}).items())
+             if k.startswith(AUDIT_DIR) and k.endswith(".rules") and v is not None]
     if texts:
         return [r for t in texts for r in parse_audit_rules(t)], None
-    main, rules_d = ctx.file(AUDIT_RULES), ctx.file(AUDIT_RULES_D)
-    if main is not None and not main.get("exists") and (rules_d is None or not rules_d.get("exists")):
-        return [], None  # auditd rules absent: nothing is audited
-    return None, ctx.unreported(f"audit rules ({AUDIT_RULES})")
+    problems = [str(e) for e in host.get("errors") or [] if AUDIT_DIR in str(e)]
+    if problems:
+        return None, errored(one_line(f"host probe failed: {problems[0]}"))
+    return [], None
+
+
+def _seen(ctx: Context, path: str) -> dict | None:
+    entry = ctx.file(path)
+    if entry is None and path.startswith(GLOBBED_PREFIXES) and ctx.host is not None:
+        return {"exists": False}
+    return entry
 
 
 def _audit(ctx: Context, candidates: Sequence[str], required: bool) -> Result:
     """Shared logic of the 1.1.x checks; ``required`` targets must exist on any Docker host."""
     if miss := ctx.probe_missing():
         return miss
-    seen = {p: ctx.file(p) for p in candidates}
+    seen = {p: _seen(ctx, p) for p in candidates}
     existing = [p for p, f in seen.items() if f is not None and f.get("exists")]
     unknown = [p for p, f in seen.items() if f is None]
     if not existing and not unknown:
@@ -135,7 +142,7 @@ def _audit(ctx: Context, candidates: Sequence[str], required: bool) -> Result:
     for path in existing + unknown:
         if rule := _covering(path, rules):
             return passed(one_line(f"audit rule '{rule.text}' covers {path}"))
-    suffix = "" if rules else " (no audit rules on host)"
+    suffix = "" if rules else " (no audit rules found on the host)"
     if existing:
         return failed(f"no audit rule covers {existing[0]}{suffix}")
     if required:
@@ -168,9 +175,15 @@ def _audit_spec(id: str, title: str, cis: str, path: str, severity: Severity = S
                  remediation=_AUDIT_FIX.format(path=path), requires=PROBE)
 
 
+def _dockerd(ctx: Context) -> list[str]:
+    argv = (ctx.host or {}).get("dockerd_cmdline") or []
+    first = str(argv[0]) if argv else ""
+    return list(dict.fromkeys(([first] if first.startswith("/") else []) + list(DOCKERD)))
+
+
 audit_dockerd = _audit_spec("host.audit_dockerd", "An audit rule watches the dockerd binary",
                             "1.1.3", "/usr/bin/dockerd", Severity.MEDIUM)(
-    _audit_check(DOCKERD, required=True))
+    _audit_check(_dockerd, required=True))
 audit_run_containerd = _audit_spec("host.audit_run_containerd", "An audit rule watches /run/containerd",
                                    "1.1.4", "/run/containerd")(
     _audit_check(("/run/containerd",), required=True))
