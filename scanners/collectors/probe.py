@@ -9,6 +9,8 @@ anyone able to tag images on the host already controls Docker) with:
   (``type=bind, read_only``), never the ``-v`` Binds form, which creates missing host dirs;
 * network ``none``, read-only rootfs, ``cap_drop=ALL`` + ``DAC_READ_SEARCH`` (read any
   file, nothing else), ``no-new-privileges``, a pid limit, log driver ``none``, user 0;
+* ``userns_mode=host`` on userns-remapped daemons and ``label=disable`` under SELinux,
+  without which the probe could not read host files;
 * label ``posture.probe=1`` and ``auto_remove``, and a ``sleep`` as its only process; it is
   force-removed in ``finally`` whatever happens.
 
@@ -19,8 +21,10 @@ script resolves every path component itself, inside ``/host``.
 
 Caveat, Docker < 25: a read-only bind is read-only only at its top; submounts of the host
 (``/proc``, ``/dev/shm``, tmpfs ``/run``) stay writable for the probe's uid 0 (without
-DAC_OVERRIDE it can still write files owned by root). Engine 25+ makes it recursively
-read-only. The script never writes; keep it that way (it uses no redirection to files).
+DAC_OVERRIDE it can still write files owned by root; seen on 20.10). Engine 25+ makes it
+recursively read-only when the client speaks API >= 1.44 (we negotiate the daemon's
+newest) and the kernel is >= 5.12. The script never writes; keep it that way (its only
+redirections go to /dev/null and stderr; a test checks).
 
 Three execs at most: (1) fixed CIS paths, file contents, candidate ``dockerd`` processes;
 Python then picks THIS daemon's process (``--data-root`` equals ``DockerRootDir``) and
@@ -504,14 +508,18 @@ def _ensure_image(api: APIClient, image: str, deadline: float | None) -> None:
 
 def _start_container(api: APIClient, image: str, info: dict[str, Any], deadline: float | None) -> str:
     lifetime = 300 if deadline is None else max(30, math.ceil(deadline - time.monotonic()) + 30)
-    userns = any("userns" in str(o) for o in info.get("SecurityOptions") or [])
+    options = [str(o) for o in info.get("SecurityOptions") or []]
+    userns = any("userns" in o for o in options)
+    # Under SELinux the container type may not read host files at all; label=disable is the
+    # documented way to let a read-only tool container see them.
+    selinux = any("selinux" in o for o in options)
     host_config = api.create_host_config(
         mounts=[docker.types.Mount(target="/host", source="/", type="bind", read_only=True)],
         network_mode="none",
         read_only=True,
         cap_drop=["ALL"],
         cap_add=["DAC_READ_SEARCH"],
-        security_opt=["no-new-privileges"],
+        security_opt=["no-new-privileges", *(["label=disable"] if selinux else [])],
         pids_limit=64,
         log_config=docker.types.LogConfig(type="none"),
         auto_remove=True,
