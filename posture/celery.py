@@ -8,7 +8,8 @@ Delivery choices, and why:
   redelivered message for a scan that another live worker holds retries later; one for a
   finished scan does nothing.
 - ``visibility_timeout`` (Redis) is how long an unacknowledged message waits before it is
-  handed to another worker; it must exceed a scan's time limit (POSTURE_SCAN_TIMEOUT).
+  handed to another worker; it defaults to more than a scan's time limit. A message that a
+  live worker still holds may be redelivered after it anyway: the claim makes that harmless.
 - ``worker_prefetch_multiplier=1``: a worker holds one scan at a time, so a slow host does
   not park other hosts' scans behind it.
 - With no broker configured the app uses kombu's filesystem transport under ``var/broker``:
@@ -30,7 +31,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 def configure(app: Celery) -> None:
     from django.conf import settings
 
-    options: dict = {"visibility_timeout": settings.POSTURE_BROKER_VISIBILITY_TIMEOUT}
+    visibility = settings.POSTURE_BROKER_VISIBILITY_TIMEOUT
+    options: dict = {
+        "visibility_timeout": visibility,
+        # Sweep for abandoned (unacknowledged, past visibility) messages every few seconds on
+        # every worker, instead of kombu's default of ~100 s (10 s x throttle 10).
+        "unacked_restore_interval": max(1, min(10, visibility // 4)),
+        "unacked_restore_throttle": 1,
+    }
     if settings.EMBEDDED_BROKER:
         folder = settings.VAR_DIR / "broker"
         for sub in ("out", "processed"):

@@ -147,6 +147,8 @@ def start_celery(celery_env, tmp_path):
 
     def start(*args: str, env: dict[str, str] | None = None) -> CeleryProcess:
         name = f"celery-{len(procs)}-{args[0]}.log"
+        if "--loglevel" not in args:
+            args = (*args, "--loglevel", "INFO")
         proc = CeleryProcess(list(args), {**celery_env, **(env or {})}, tmp_path / name)
         procs.append(proc)
         return proc
