@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives import serialization
 
 from scanners.errors import ConfigError, NotDocker, ScanError, TLSFailure, classify, one_line
 
-__all__ = ["HostConfig", "open_client", "negotiate_api_version"]
+__all__ = ["HostConfig", "negotiate_api_version", "open_client", "validate_tls"]
 
 _SCHEMES = ("unix://", "tcp://", "ssh://")
 #: The newest API version docker-py 7.2 knows how to speak.
