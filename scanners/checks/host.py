@@ -113,9 +113,10 @@ def _audit_rules(ctx: Context) -> tuple[list[AuditRule] | None, Result | None]:
              if k.startswith(AUDIT_DIR) and k.endswith(".rules") and v is not None]
     if texts:
         return [r for t in texts for r in parse_audit_rules(t)], None
-    problems = [str(e) for e in host.get("errors") or [] if AUDIT_DIR in str(e)]
-    if problems:
-        return None, errored(one_line(f"host probe failed: {problems[0]}"))
+    errors = [str(e) for e in host.get("errors") or []]
+    if errors:  # the probe had trouble: absence of rules files proves nothing
+        first = next((e for e in errors if AUDIT_DIR in e), errors[0])
+        return None, errored(one_line(f"host probe failed: {first}"))
     return [], None
 
 
@@ -145,9 +146,11 @@ def _audit(ctx: Context, candidates: Sequence[str], required: bool) -> Result:
     suffix = "" if rules else " (no audit rules found on the host)"
     if existing:
         return failed(f"no audit rule covers {existing[0]}{suffix}")
-    if required:
-        return failed(f"no audit rule covers {candidates[0]}{suffix}")
-    return ctx.unreported(candidates[0])
+    if required and len(unknown) < len(candidates):
+        # The usual locations are known to be empty; the unreported one (dockerd's own argv[0])
+        # is where the binary is, and no rule covers it.
+        return failed(f"no audit rule covers {unknown[0]}{suffix}")
+    return ctx.unreported(unknown[0])
 
 
 def _audit_check(candidates: Sequence[str] | Callable[[Context], Sequence[str]],
