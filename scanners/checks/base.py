@@ -23,12 +23,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     """What one finding is about; the runner makes one finding per check x resource."""
 
     DAEMON = "daemon"  # one finding per snapshot, resource "daemon"
@@ -37,7 +37,7 @@ class Scope(str, Enum):
     CONTAINER = "container"  # one finding per container (running and stopped)
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     CRITICAL = "critical"
     HIGH = "high"
     MEDIUM = "medium"
@@ -45,7 +45,7 @@ class Severity(str, Enum):
     INFO = "info"
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The outcome of a check on one resource. ``excepted`` is applied later, by rollup."""
 
     PASS = "pass"
@@ -55,7 +55,7 @@ class Status(str, Enum):
     ERROR = "error"
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """Whether evidence decides the check, or a person must attest to it."""
 
     AUTOMATED = "automated"

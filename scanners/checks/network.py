@@ -23,7 +23,7 @@ from scanners.checks.base import (
     one_line,
     passed,
 )
-from scanners.checks.context import Context, ContainerView, PortBinding
+from scanners.checks.context import ContainerView, Context, PortBinding
 from scanners.snapshot import KIND_CONTAINER, KIND_HOST
 
 CONTAINER = (KIND_CONTAINER,)
@@ -188,7 +188,7 @@ def default_bridge_unused(c: ContainerView, _: Context) -> Result:
     mode = c.network_mode
     if mode == "host" or mode.startswith("container:"):
         return not_applicable(f"NetworkMode={mode} has no network of its own")
-    networks = sorted(((c.inspect.get("NetworkSettings") or {}).get("Networks") or {}))
+    networks = sorted((c.inspect.get("NetworkSettings") or {}).get("Networks") or {})
     if mode in ("default", "bridge") or "bridge" in networks:
         return failed(one_line(f"NetworkMode={mode}, networks={','.join(networks) or 'none'}"))
     return passed(one_line(f"NetworkMode={mode}, networks={','.join(networks) or 'none'}"))

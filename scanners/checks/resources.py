@@ -23,7 +23,7 @@ from scanners.checks.base import (
     one_line,
     passed,
 )
-from scanners.checks.context import Context, ContainerView
+from scanners.checks.context import ContainerView, Context
 from scanners.checks.images import healthcheck_state
 from scanners.snapshot import KIND_CONTAINER
 

@@ -28,7 +28,7 @@ from scanners.checks.base import (
     one_line,
     passed,
 )
-from scanners.checks.context import Context, ContainerView, as_bool
+from scanners.checks.context import ContainerView, Context, as_bool
 from scanners.checks.images import describe_user, user_is_root
 from scanners.snapshot import KIND_CONTAINER, KIND_DAEMON_INFO, KIND_HOST
 
