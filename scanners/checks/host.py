@@ -260,11 +260,17 @@ def docker_root_separate_mount(ctx: Context, _: Context) -> Result:
     mounts = [m for m in host.get("mounts") or [] if isinstance(m, dict)]
     own = next((m for m in mounts if _norm(str(m.get("mount_point", ""))) == _norm(root)), None)
     is_mount = host.get("docker_root_is_mount")
-    if is_mount is None and not mounts:
-        return ctx.unreported(f"whether {root} is a mount point")
-    if is_mount or own is not None:
+    if not mounts and not is_mount:  # the probe lists at least "/" when it read mountinfo
+        return ctx.unreported(f"the mounts of {root}")
+    # The probe's verdict wins: dockerd bind-mounts its root onto itself, which shows up as a
+    # mount point on the same device and is not a separate filesystem.
+    separate = is_mount if isinstance(is_mount, bool) else own is not None
+    if separate:
         how = f" ({own.get('fstype')} {own.get('source')})" if own else ""
-        return passed(one_line(f"DockerRootDir {root} is a mount point{how}"))
+        return passed(one_line(f"DockerRootDir {root} is a separate filesystem{how}"))
+    if own is not None:
+        return failed(one_line(f"DockerRootDir {root} is only a bind mount of {own.get('source')} "
+                               "(same filesystem)"))
     return failed(f"DockerRootDir {root} is not a separate mount point")
 
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 import pytest
 
 from scanners import registry
+from scanners.checks import daemon as d
 from scanners.checks import files as f
 from scanners.checks import host as h
 from scanners.checks.base import Scope, Status
 from scanners.checks.host import parse_audit_rules
+from scanners.runner import run_checks
 
 from .helpers import evaluate, snapshot
 
@@ -124,9 +126,27 @@ def test_it_parses_watch_and_syscall_rules():
 
 def test_it_checks_the_data_root_is_a_mount_point():
     assert evaluate(h.docker_root_separate_mount, snapshot(host="host-good.json")) == (
-        PASS, "DockerRootDir /var/lib/docker is a mount point (xfs /dev/sdb1)")
+        PASS, "DockerRootDir /var/lib/docker is a separate filesystem (xfs /dev/sdb1)")
     assert evaluate(h.docker_root_separate_mount, snapshot(host="host-bad.json")) == (
         FAIL, "DockerRootDir /var/lib/docker is not a separate mount point")
+
+
+def test_it_does_not_count_dockerds_self_bind_as_a_separate_filesystem():
+    # As recorded by the probe collector on the private test daemon: the data root appears in
+    # mountinfo (dockerd bind-mounts it onto itself) on the root filesystem's device.
+    snap = snapshot(host="host-bad.json")
+    snap["host"].update(docker_root_dir="/tmp/h2d/root", docker_root_is_mount=False, mounts=[
+        {"mount_point": "/", "fstype": "ext4", "source": "/dev/vda"},
+        {"mount_point": "/tmp/h2d/root", "fstype": "ext4", "source": "/dev/vda"}])
+    assert evaluate(h.docker_root_separate_mount, snap) == (
+        FAIL, "DockerRootDir /tmp/h2d/root is only a bind mount of /dev/vda (same filesystem)")
+
+
+def test_it_errors_when_the_probe_could_not_read_the_mounts():
+    snap = snapshot(host="host-bad.json")
+    snap["host"].update(mounts=[], docker_root_is_mount=False, errors=["cannot read the host's mountinfo"])
+    assert evaluate(h.docker_root_separate_mount, snap) == (
+        ERROR, "host probe failed: cannot read the host's mountinfo")
 
 
 def test_it_lists_docker_group_members_for_attestation():
@@ -238,3 +258,19 @@ def test_it_fails_one_loosened_file_on_an_otherwise_compliant_host(check_fn, pat
     snap["host"]["files"][path][field] = value
     status, detail = evaluate(check_fn, snap)
     assert status is FAIL and detail.startswith(path)
+
+
+# --- evidence from the real probe collector on the recording machine -------------------------
+
+def test_it_decides_every_host_check_on_real_probe_evidence_without_errors():
+    snap = snapshot(host="host-recorded.json")
+    host_findings = [x for x in run_checks(snap) if x.resource_type in ("host", "daemon")]
+    assert host_findings and not [x for x in host_findings if x.status is ERROR]
+
+
+def test_it_reads_the_real_probes_view_of_the_test_daemon():
+    snap = snapshot(host="host-recorded.json")
+    assert evaluate(d.icc_disabled, snap) == (NA, "dockerd --bridge=none: there is no default bridge")
+    assert evaluate(d.iptables_enabled, snap) == (FAIL, "dockerd --iptables=false")
+    assert evaluate(h.docker_root_separate_mount, snap)[0] is FAIL  # dockerd's self-bind only
+    assert evaluate(f.docker_sock_mode, snap)[1].startswith("/tmp/h2d/docker.sock mode=")
