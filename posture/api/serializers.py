@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from posture.models import DockerHost, ScanRun
+from posture.models import Attestation, ControlException, DockerHost, ScanRun
 
 
 class DockerHostSerializer(serializers.ModelSerializer):
@@ -33,3 +33,25 @@ class ScanRunSerializer(serializers.ModelSerializer):
         fields = ["id", "host", "trigger", "state", "queued_at", "started_at", "finished_at", "attempts", "error",
                   "counts", "warnings", "log", "scanner_version", "manifest_digest", "chain_digest"]
         read_only_fields = [f for f in fields if f != "host"]
+
+
+class ControlExceptionSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
+    proposed_by = serializers.StringRelatedField()
+    decided_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = ControlException
+        fields = ["id", "check_id", "host", "resource_pattern", "justification", "expires_at", "state",
+                  "proposed_by", "proposed_at", "decided_by", "decided_at"]
+        read_only_fields = ["state", "proposed_by", "proposed_at", "decided_by", "decided_at"]
+
+
+class AttestationSerializer(serializers.ModelSerializer):
+    host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
+    attested_by = serializers.StringRelatedField()
+
+    class Meta:
+        model = Attestation
+        fields = ["id", "check_id", "host", "statement", "attested_by", "attested_at", "valid_until", "file"]
+        read_only_fields = ["attested_by", "attested_at"]

@@ -7,6 +7,8 @@ from posture.api import views
 router = DefaultRouter()
 router.register("hosts", views.DockerHostViewSet, basename="host")
 router.register("scans", views.ScanRunViewSet, basename="scan")
+router.register("exceptions", views.ControlExceptionViewSet, basename="exception")
+router.register("attestations", views.AttestationViewSet, basename="attestation")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max, Q
+from django.utils.dateparse import parse_datetime
+from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from posture.api.permissions import RolePermission
-from posture.api.serializers import DockerHostSerializer, ScanRunSerializer
+from posture.api.serializers import (
+    AttestationSerializer,
+    ControlExceptionSerializer,
+    DockerHostSerializer,
+    ScanRunSerializer,
+)
+from posture.jobs import exceptions as exception_jobs
+from posture.jobs.rollup import scan_results
+from posture.models import Attestation, ControlException
 from posture.choices import ScanState, Trigger
 from posture.jobs.scans import request_scan
 from posture.models import DockerHost, ScanRun
@@ -55,3 +68,76 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
                 send_scan(scan.pk)
                 record("scan.requested", host.name, actor=request.user, scan=scan.pk)
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @action(detail=True, methods=["get"])
+    def results(self, request, pk=None):
+        """Verdicts of the scan (check x resource), with exceptions and attestations in force
+        at ``?at=`` (ISO 8601; default now). Filter with ``?status=`` and ``?check=``."""
+        scan = self.get_object()
+        at = None
+        if request.query_params.get("at"):
+            at = parse_datetime(request.query_params["at"])
+            if at is None:
+                raise drf_exceptions.ValidationError({"at": "not an ISO 8601 date-time"})
+        rows = scan_results(scan, at)
+        for key, field in (("status", "status"), ("check", "check"), ("resource_type", "resource_type")):
+            if request.query_params.get(key):
+                rows = [r for r in rows if r[field] == request.query_params[key]]
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(page) if page is not None else Response(rows)
+
+
+def _domain_call(fn, *args, **kwargs):
+    """Run a workflow function, turning its Django errors into API errors."""
+    try:
+        return fn(*args, **kwargs)
+    except DjangoPermissionDenied as exc:
+        raise drf_exceptions.PermissionDenied(str(exc)) from None
+    except DjangoValidationError as exc:
+        raise drf_exceptions.ValidationError({"detail": exc.messages}) from None
+
+
+class ControlExceptionViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin):
+    """Exceptions: operators propose (POST), admins approve or reject, operators revoke."""
+
+    serializer_class = ControlExceptionSerializer
+    permission_classes = [RolePermission]
+    filterset_fields = ["check_id", "state", "host__name"]
+    queryset = ControlException.objects.select_related("host", "proposed_by", "decided_by").order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        ser = self.get_serializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        exc = _domain_call(exception_jobs.propose, request.user, **ser.validated_data)
+        return Response(self.get_serializer(exc).data, status=status.HTTP_201_CREATED)
+
+    def _decide(self, request, fn, **kwargs):
+        exc = _domain_call(fn, request.user, self.get_object(), **kwargs)
+        return Response(self.get_serializer(exc).data)
+
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        return self._decide(request, exception_jobs.decide, approve=True)
+
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        return self._decide(request, exception_jobs.decide, approve=False)
+
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        return self._decide(request, exception_jobs.revoke)
+
+
+class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin):
+    """Attestations for manual checks: statement, who, when, valid until, optional file."""
+
+    serializer_class = AttestationSerializer
+    permission_classes = [RolePermission]
+    filterset_fields = ["check_id", "host__name"]
+    queryset = Attestation.objects.select_related("host", "attested_by").order_by("-id")
+
+    def create(self, request, *args, **kwargs):
+        ser = self.get_serializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
+        return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)

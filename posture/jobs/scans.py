@@ -242,4 +242,20 @@ def execute_scan(scan_id: int, *, worker: str) -> Result:
     if not ok:
         return Result(Outcome.LOST, scan)
     scan.refresh_from_db()
+    if scan.state == ScanState.SUCCEEDED:
+        _evaluate(scan)
     return Result(Outcome.FINISHED, scan)
+
+
+def _evaluate(scan: ScanRun) -> None:
+    """Score the stored evidence. Evidence is already safe: if scoring breaks (a bug), the
+    scan stays succeeded, says so in its log, and ``manage.py reevaluate`` can score it later."""
+    from posture.jobs.evaluate import evaluate_scan
+
+    try:
+        evaluate_scan(scan)
+    except Exception as exc:
+        log.exception("evaluation of scan #%s failed", scan.pk)
+        line = f"evaluation failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        ScanRun.objects.filter(pk=scan.pk).update(log=[*scan.log, line][-LOG_LINES:])
+        scan.refresh_from_db()

@@ -1,8 +1,15 @@
 """Models, split by domain (see DESIGN.md §4)."""
 
 from .audit import AuditEvent
+from .catalog import Check, Control, Framework
 from .evidence import Evidence, EvidenceSet, EvidenceSetItem
+from .exceptions import Attestation, ControlException, ExceptionState
 from .hosts import DockerHost
+from .results import CheckResult, ControlResult, Evaluation, ResultSet
 from .scans import ScanRun
 
-__all__ = ["AuditEvent", "DockerHost", "Evidence", "EvidenceSet", "EvidenceSetItem", "ScanRun"]
+__all__ = [
+    "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "ControlResult",
+    "DockerHost", "Evaluation", "Evidence", "EvidenceSet", "EvidenceSetItem", "ExceptionState", "Framework",
+    "ResultSet", "ScanRun",
+]

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from posture.choices import ScanState, Trigger
 from posture.jobs import scans
+from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ScanRun
 
 
@@ -67,7 +68,7 @@ class Command(BaseCommand):
 
     def report(self, scan: ScanRun, as_json: bool, elapsed: float) -> None:
         if as_json:
-            self.stdout.write(_dumps(scan_json(scan)))
+            self.stdout.write(_dumps(scan_json(scan, scan_results(scan))))
             return
         if scan.state == ScanState.SUCCEEDED:
             c = scan.counts
@@ -76,6 +77,13 @@ class Command(BaseCommand):
                 f"{c.get('containers', 0)} containers ({c.get('running', 0)} running)"
                 f"{', host probe' if c.get('host_probe') else ''}; {c.get('new_payloads', 0)} new evidence documents"
             )
+            evaluation = scan.evaluations.filter(current=True).first()
+            if evaluation:
+                counts = evaluation.result_set.counts
+                self.stdout.write(
+                    "  results: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("pass", "fail", "manual", "not_applicable", "error"))
+                    + f"; since the previous scan: {evaluation.new_failures} new failures, {evaluation.fixed} fixed"
+                )
             for w in scan.warnings:
                 self.stdout.write(f"  warning: {w['resource_type']} {w['resource']}: {w['message']}")
         else:

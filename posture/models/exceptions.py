@@ -1,0 +1,77 @@
+"""Exceptions (accepted risks) and attestations (manual recommendations), both time-bound.
+
+An exception is proposed by an operator and approved by an admin. While approved and not
+expired it turns a matching ``fail`` into ``excepted`` (never hides it: the failure and the
+exception are both shown). It stops applying by itself at ``expires_at``.
+
+An attestation is a person's signed statement that a manual recommendation is met, valid
+until a date; when it expires the control is ``manual`` again."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ExceptionState(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    REVOKED = "revoked", "Revoked"
+
+
+class ControlException(models.Model):
+    check_id = models.CharField(max_length=100, db_index=True)
+    host = models.ForeignKey("posture.DockerHost", null=True, blank=True, on_delete=models.CASCADE,
+                             help_text="empty: every host")
+    resource_pattern = models.CharField(max_length=300, blank=True,
+                                        help_text="shell-style pattern on the resource name (e.g. web-*); empty: all")
+    justification = models.TextField()
+    expires_at = models.DateTimeField()
+    state = models.CharField(max_length=16, choices=ExceptionState.choices, default=ExceptionState.PROPOSED)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at"]
+
+    def __str__(self) -> str:
+        return f"exception {self.check_id} {self.resource_pattern or '*'} ({self.state})"
+
+    def matches(self, host_id: int, check_id: str, resource: str) -> bool:
+        return (
+            self.check_id == check_id
+            and (self.host_id is None or self.host_id == host_id)
+            and (not self.resource_pattern or fnmatchcase(resource, self.resource_pattern))
+        )
+
+    @classmethod
+    def active_q(cls, at) -> Q:
+        """Approved before ``at`` and not yet expired at ``at``."""
+        return Q(state=ExceptionState.APPROVED, decided_at__lte=at, expires_at__gt=at)
+
+
+class Attestation(models.Model):
+    check_id = models.CharField(max_length=100, db_index=True, help_text="the manual check it satisfies")
+    host = models.ForeignKey("posture.DockerHost", null=True, blank=True, on_delete=models.CASCADE,
+                             help_text="empty: every host")
+    statement = models.TextField()
+    attested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    attested_at = models.DateTimeField()
+    valid_until = models.DateTimeField()
+    file = models.FileField(upload_to="attestations/%Y/", blank=True)
+
+    class Meta:
+        ordering = ["-attested_at"]
+
+    def __str__(self) -> str:
+        return f"attestation {self.check_id} until {self.valid_until:%Y-%m-%d}"
+
+    @classmethod
+    def active_q(cls, at) -> Q:
+        return Q(attested_at__lte=at, valid_until__gt=at)

@@ -1,0 +1,170 @@
+"""Controls engine on stored evidence: results per check x resource, content-addressed result
+sets, deltas, exceptions and attestations applied as of a moment, re-evaluation."""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.management import call_command
+from django.utils import timezone
+
+from posture.choices import ScanState
+from posture.jobs import exceptions as workflow
+from posture.jobs import ingest
+from posture.jobs.evaluate import evaluate_scan
+from posture.jobs.rollup import control_rollup, scan_results
+from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet, ScanRun
+
+pytestmark = pytest.mark.django_db
+SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
+
+
+def stored_scan(host: DockerHost, snapshot: dict) -> ScanRun:
+    stored = ingest.store_snapshot(snapshot)
+    now = timezone.now()
+    return ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
+                                  started_at=now, finished_at=now, warnings=snapshot.get("warnings", []))
+
+
+@pytest.fixture
+def host():
+    return DockerHost.objects.create(name="h1", url="unix:///x.sock")
+
+
+@pytest.fixture
+def admin():
+    return User.objects.create_superuser("admin", "", "x")
+
+
+@pytest.fixture
+def operator():
+    user = User.objects.create_user("olive", password="x")
+    user.groups.add(Group.objects.get_or_create(name="operator")[0])
+    return user
+
+
+@pytest.fixture
+def auditor():
+    user = User.objects.create_user("audrey", password="x")
+    user.groups.add(Group.objects.get_or_create(name="auditor")[0])
+    return user
+
+
+def result(results, check, resource):
+    return next(r for r in results if r["check"] == check and r["resource"] == resource)
+
+
+def test_it_loads_the_catalogs_on_migrate():
+    assert Control.objects.filter(framework__slug="cis-docker-1.8.0").count() == 118
+    assert Control.objects.get(framework__slug="cis-docker-1.6.0", ref="2.7").title == \
+        Control.objects.get(framework__slug="cis-docker-1.8.0", ref="2.8").title
+    assert Control.objects.filter(framework__slug="soc2-2017", ref="CC6.1").exists()
+
+
+def test_it_gives_every_check_a_verdict_per_resource_with_controls_and_evidence(host):
+    scan = stored_scan(host, SNAPSHOT)
+    evaluate_scan(scan)
+    results = scan_results(scan)
+    priv = result(results, "container.privileged_disabled", "rec-privileged")
+    hard = result(results, "container.privileged_disabled", "rec-hardened")
+    assert priv["status"] == "fail" and "Privileged" in priv["detail"]
+    assert hard["status"] == "pass"
+    assert priv["controls"]["cis-docker-1.8.0"] == ["5.5"] and priv["controls"]["cis-docker-1.6.0"] == ["5.5"]
+    assert "soc2-2017" in priv["controls"]
+    container_id = next(c["id"] for c in SNAPSHOT["containers"] if c["name"] == "rec-privileged")
+    assert priv["evidence"] == {"kind": "container", "key": container_id}
+    # Missing evidence is never a pass: this snapshot has no host probe.
+    host_rows = [r for r in results if r["resource_type"] == "host" and r["check"].startswith("host.")]
+    assert host_rows and all(r["status"] != "pass" for r in host_rows)
+
+
+def test_it_reuses_the_result_set_of_an_unchanged_scan_and_reports_the_delta(host):
+    first = stored_scan(host, SNAPSHOT)
+    e1 = evaluate_scan(first)
+    second = stored_scan(host, SNAPSHOT)
+    e2 = evaluate_scan(second)
+    assert e2.result_set_id == e1.result_set_id and ResultSet.objects.count() == 1
+    assert (e2.new_failures, e2.fixed) == (0, 0) and e2.unchanged_failures == e1.new_failures > 0
+    fixed = copy.deepcopy(SNAPSHOT)
+    fixed["containers"] = [c for c in fixed["containers"] if c["name"] != "rec-privileged"]
+    e3 = evaluate_scan(stored_scan(host, fixed))
+    assert e3.fixed > 0 and e3.new_failures == 0
+    assert CheckResult.objects.filter(result_set_id=e3.result_set_id, resource="rec-privileged").count() == 0
+
+
+def test_it_turns_a_matching_failure_into_excepted_only_while_approved_and_unexpired(host, operator, admin):
+    scan = stored_scan(host, SNAPSHOT)
+    evaluate_scan(scan)
+    exc = workflow.propose(operator, check_id="container.privileged_disabled", host=host,
+                           resource_pattern="rec-priv*", justification="vendor agent needs it",
+                           expires_at=timezone.now() + timedelta(days=30))
+    assert result(scan_results(scan), "container.privileged_disabled", "rec-privileged")["status"] == "fail"
+    workflow.decide(admin, exc, approve=True)
+    excepted = result(scan_results(scan), "container.privileged_disabled", "rec-privileged")
+    assert excepted["status"] == "excepted" and "Privileged" in excepted["detail"] and f"#{exc.pk}" in excepted["detail"]
+    # Scoped: other checks and other resources are untouched.
+    assert result(scan_results(scan), "container.privileged_disabled", "rec-hardened")["status"] == "pass"
+    # Expired: it stops applying by itself.
+    later = timezone.now() + timedelta(days=31)
+    assert result(scan_results(scan, at=later), "container.privileged_disabled", "rec-privileged")["status"] == "fail"
+    # Before approval it did not apply either ("posture at T").
+    earlier = exc.proposed_at - timedelta(seconds=1)
+    assert result(scan_results(scan, at=earlier), "container.privileged_disabled", "rec-privileged")["status"] == "fail"
+    actions = list(AuditEvent.objects.order_by("at").values_list("action", flat=True))
+    assert actions[-2:] == ["exception.proposed", "exception.approved"]
+
+
+def test_it_enforces_who_may_propose_and_approve(host, operator, auditor, admin):
+    expires = timezone.now() + timedelta(days=1)
+    with pytest.raises(PermissionDenied):
+        workflow.propose(auditor, check_id="container.privileged_disabled", justification="x", expires_at=expires)
+    exc = workflow.propose(operator, check_id="container.privileged_disabled", justification="x", expires_at=expires)
+    with pytest.raises(PermissionDenied):
+        workflow.decide(operator, exc, approve=True)
+    with pytest.raises(ValidationError, match="justification"):
+        workflow.propose(operator, check_id="container.privileged_disabled", justification=" ", expires_at=expires)
+    with pytest.raises(ValidationError, match="unknown check"):
+        workflow.propose(operator, check_id="nope.nope", justification="x", expires_at=expires)
+    with pytest.raises(ValidationError, match="future"):
+        workflow.propose(operator, check_id="container.privileged_disabled", justification="x",
+                         expires_at=timezone.now() - timedelta(days=1))
+
+
+def test_it_satisfies_a_manual_check_with_an_attestation_until_it_expires(host, operator):
+    scan = stored_scan(host, SNAPSHOT)
+    evaluate_scan(scan)
+    manual = next(r for r in scan_results(scan) if r["status"] == "manual")
+    att = workflow.attest(operator, check_id=manual["check"], statement="Reviewed the hardening baseline.",
+                          valid_until=timezone.now() + timedelta(days=90))
+    now_row = result(scan_results(scan), manual["check"], manual["resource"])
+    assert now_row["status"] == "pass" and "attested by olive" in now_row["detail"]
+    expired = result(scan_results(scan, at=att.valid_until + timedelta(seconds=1)), manual["check"], manual["resource"])
+    assert expired["status"] == "manual"
+    with pytest.raises(ValidationError, match="manual checks"):
+        workflow.attest(operator, check_id="container.privileged_disabled", statement="x",
+                        valid_until=timezone.now() + timedelta(days=1))
+
+
+def test_it_rolls_results_up_to_framework_controls(host):
+    scan = stored_scan(host, SNAPSHOT)
+    evaluate_scan(scan)
+    cis = control_rollup(scan_results(scan), "cis-docker-1.8.0")
+    assert cis["5.5"]["status"] == "fail" and cis["5.5"]["counts"]["fail"] >= 1
+    soc2 = control_rollup(scan_results(scan), "soc2-2017")
+    assert soc2 and all(v["status"] in ("fail", "error", "manual", "excepted", "pass", "not_applicable") for v in soc2.values())
+
+
+def test_it_reevaluates_stored_scans_keeping_old_results(host):
+    scan = stored_scan(host, SNAPSHOT)
+    first = evaluate_scan(scan)
+    call_command("reevaluate", "--host", "h1", stdout=open("/dev/null", "w"))
+    evaluations = list(Evaluation.objects.filter(scan=scan).order_by("id"))
+    assert len(evaluations) == 2 and evaluations[0].pk == first.pk
+    assert not evaluations[0].current and evaluations[1].current
+    assert evaluations[1].result_set_id == first.result_set_id
