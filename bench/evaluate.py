@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Benchmark: evaluating stored evidence, re-evaluating history, and a whole scan.
+
+    .venv/bin/python bench/evaluate.py [--containers 200] [--images 20] [--scans 1000] [--skip-docker]
+
+Prints:
+1. evaluation of one stored scan of C containers and I images (built from JSON recorded from
+   a real daemon, tests/fixtures/checks/snapshot.json, cloned to size): the checks alone, and
+   evaluate_scan (checks + storing the content-addressed result set). Target: under 1 s.
+2. `reevaluate --all` of S stored scans after a check version bump (10 hosts x S/10 days of
+   20 containers, one container changing every 10th day), the way history is re-scored.
+3. unless --skip-docker: the whole scan (collect + store + evaluate) of a private dockerd with
+   C containers, next to a model of docker-bench-security on the same daemon: it runs one
+   `docker inspect` process per container per section-5 check (about 28 of them), measured
+   here by timing real `docker inspect --format` calls and multiplying (the tool itself
+   cannot be fetched on this machine).
+PostgreSQL: DATABASE_URL (a database posture_bench is created there) or a throwaway cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RECORDED = ROOT / "tests" / "fixtures" / "checks" / "snapshot.json"
+DOCKER_BENCH_INSPECTS_PER_CONTAINER = 28
+
+
+def grow(snapshot: dict, containers: int, images: int, salt: str = "") -> dict:
+    """Clone recorded containers/images to the requested counts with distinct ids and names."""
+    snap = copy.deepcopy(snapshot)
+    base_c, base_i = snapshot["containers"], snapshot["images"]
+    snap["containers"] = []
+    for n in range(containers):
+        c = copy.deepcopy(base_c[n % len(base_c)])
+        c["id"] = f"{salt}{n:060x}".rjust(64, "0")[:64]
+        c["name"] = f"{c['name']}-{n}"
+        c["inspect"]["Id"], c["inspect"]["Name"] = c["id"], "/" + c["name"]
+        snap["containers"].append(c)
+    snap["images"] = []
+    for n in range(images):
+        i = copy.deepcopy(base_i[n % len(base_i)])
+        i["id"] = "sha256:" + f"{n:064x}"
+        i["tags"] = [f"bench/img{n}:1"]
+        snap["images"].append(i)
+    return snap
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - t0
+
+
+def setup_django(stack: contextlib.ExitStack) -> None:
+    from tests.support import runner
+
+    server = os.environ.get("DATABASE_URL") or stack.enter_context(runner.throwaway_postgres())
+    import psycopg2
+
+    admin = psycopg2.connect(server)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS posture_bench")
+        cur.execute("CREATE DATABASE posture_bench")
+    admin.close()
+    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/posture_bench"
+    os.environ.setdefault("POSTURE_VAR_DIR", stack.enter_context(tempfile.TemporaryDirectory()))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "posture.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def stored_scan(host, snapshot):
+    from django.utils import timezone
+
+    from posture.jobs import ingest
+    from posture.models import ScanRun
+
+    stored = ingest.store_snapshot(snapshot)
+    now = timezone.now()
+    return ScanRun.objects.create(host=host, state="succeeded", evidence_set=stored.evidence_set,
+                                  started_at=now, finished_at=now)
+
+
+def bench_one(recorded: dict, containers: int, images: int) -> None:
+    from posture.jobs.evaluate import evaluate_scan
+    from posture.jobs.ingest import load_snapshot
+    from posture.models import DockerHost
+    from scanners.runner import run_checks
+
+    host = DockerHost.objects.create(name="eval-one", url="unix:///bench.sock")
+    scan = stored_scan(host, grow(recorded, containers, images))
+    snapshot, t_load = timed(lambda: load_snapshot(scan))
+    findings, t_checks = timed(lambda: run_checks(snapshot))
+    evaluation, t_eval = timed(lambda: evaluate_scan(scan))
+    _, t_again = timed(lambda: evaluate_scan(scan))
+    print(f"1. one stored scan, {containers} containers + {images} images: {len(findings)} findings")
+    print(f"   load evidence {t_load:.3f}s | checks {t_checks:.3f}s | evaluate_scan (load+checks+store) "
+          f"{t_eval:.3f}s | again (result set reused) {t_again:.3f}s   target < 1 s")
+
+
+def bench_reevaluate(recorded: dict, scans: int) -> None:
+    from django.core.management import call_command
+
+    import posture.jobs.evaluate as evaluate
+    from posture.models import DockerHost, ScanRun
+
+    hosts, days = 10, max(1, scans // 10)
+    t0 = time.perf_counter()
+    for h in range(hosts):
+        host = DockerHost.objects.create(name=f"fleet-{h}", url=f"unix:///fleet{h}.sock")
+        for d in range(days):
+            version = d // 10  # one container changes every 10th day
+            snap = grow(recorded, 20, 5, salt=f"{h:02x}")
+            snap["containers"][0]["inspect"]["Config"]["Labels"] = {"release": str(version)}
+            stored_scan(host, snap)
+    print(f"2. stored {ScanRun.objects.count()} scans ({hosts} hosts x {days} days) in {time.perf_counter() - t0:.1f}s")
+    # A check changed: new engine version, nothing can be reused from earlier evaluations.
+    evaluate.engine_version.cache_clear()
+    original = evaluate.engine_version
+    bumped = __import__("hashlib").sha256(("bench" + original()).encode()).hexdigest()
+    evaluate.engine_version = lambda: bumped
+    _, t = timed(lambda: call_command("reevaluate", "--all", stdout=io.StringIO()))
+    evaluate.engine_version = original
+    print(f"   reevaluate --all after a check change: {t:.2f}s ({t / max(1, ScanRun.objects.count()) * 1000:.1f} ms/scan)")
+
+
+def bench_whole_scan(containers: int) -> None:
+    from django.conf import settings
+
+    from posture.jobs.scans import execute_scan
+    from posture.models import DockerHost, ScanRun
+    from tests.support.dockerd import PrivateDaemon, make_base_image
+
+    with PrivateDaemon(prefix="pe") as daemon:
+        client = daemon.client(timeout=120)
+        base = make_base_image(client)
+        api = client.api
+        for i in range(containers):
+            cid = api.create_container(base, command=["sleep", "3600"], name=f"c{i}",
+                                       host_config=api.create_host_config(network_mode="none"))["Id"]
+            if i % 2 == 0:
+                api.start(cid)
+        host = DockerHost.objects.create(name="whole", url=daemon.url)
+        scan = ScanRun.objects.create(host=host)
+        result, t_scan = timed(lambda: execute_scan(scan.pk, worker="bench"))
+        assert result.scan.state == "succeeded", result.scan.error
+        docker_cli = shutil.which("docker")
+        ids = [c["Id"] for c in api.containers(all=True)][:20]
+        client.close()
+        if not docker_cli:
+            print(f"3. whole scan of {containers} containers: {t_scan:.2f}s (no docker CLI to model docker-bench)")
+            return
+        env = {**os.environ, "DOCKER_HOST": daemon.url}
+        t0 = time.perf_counter()
+        for cid in ids:
+            subprocess.run([docker_cli, "inspect", "--format", "{{ .HostConfig.Privileged }}", cid], env=env,
+                           check=True, capture_output=True)
+        per_call = (time.perf_counter() - t0) / len(ids)
+        model = per_call * containers * DOCKER_BENCH_INSPECTS_PER_CONTAINER
+        print(f"3. whole scan (collect + store + evaluate) of {containers} containers: {t_scan:.2f}s")
+        print(f"   docker-bench-security model: {containers} x {DOCKER_BENCH_INSPECTS_PER_CONTAINER} `docker inspect` "
+              f"x {per_call * 1000:.0f} ms = {model:.0f}s  (posture is {model / t_scan:.0f}x faster)")
+    del settings
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--containers", type=int, default=200)
+    parser.add_argument("--images", type=int, default=20)
+    parser.add_argument("--scans", type=int, default=1000)
+    parser.add_argument("--skip-docker", action="store_true")
+    args = parser.parse_args()
+    recorded = json.loads(RECORDED.read_text())
+    with contextlib.ExitStack() as stack:
+        setup_django(stack)
+        bench_one(recorded, args.containers, args.images)
+        bench_reevaluate(recorded, args.scans)
+        if not args.skip_docker:
+            bench_whole_scan(args.containers)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
