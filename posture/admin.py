@@ -8,7 +8,18 @@ from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 
-from posture.models import AuditEvent, DockerHost, Evidence, EvidenceSet, ScanRun
+from posture.models import (
+    Attestation,
+    AuditEvent,
+    Check,
+    Control,
+    ControlException,
+    DockerHost,
+    Evidence,
+    EvidenceSet,
+    Framework,
+    ScanRun,
+)
 
 
 class DockerHostForm(forms.ModelForm):
@@ -86,3 +97,37 @@ class EvidenceSetAdmin(ReadOnlyAdmin):
 class AuditEventAdmin(ReadOnlyAdmin):
     list_display = ["at", "actor_label", "action", "target"]
     list_filter = ["action"]
+
+
+@admin.register(Framework)
+class FrameworkAdmin(ReadOnlyAdmin):
+    list_display = ["slug", "name", "version", "derived_from"]
+
+
+@admin.register(Control)
+class ControlAdmin(ReadOnlyAdmin):
+    list_display = ["framework", "ref", "title", "level", "assess", "supportable"]
+    list_filter = ["framework", "assess", "supportable", "level"]
+    search_fields = ["ref", "title"]
+    ordering = ["framework", "sort_key"]
+
+
+@admin.register(Check)
+class CheckAdmin(ReadOnlyAdmin):
+    list_display = ["id", "title", "scope", "severity", "version", "automated"]
+    list_filter = ["scope", "severity", "automated"]
+    search_fields = ["id", "title"]
+
+
+@admin.register(ControlException)
+class ControlExceptionAdmin(ReadOnlyAdmin):
+    """Read-only here: the workflow (propose, approve, revoke) goes through the API so every
+    step is checked against roles and audited."""
+
+    list_display = ["id", "check_id", "host", "resource_pattern", "state", "expires_at", "proposed_by", "decided_by"]
+    list_filter = ["state"]
+
+
+@admin.register(Attestation)
+class AttestationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "check_id", "host", "attested_by", "attested_at", "valid_until"]

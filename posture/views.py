@@ -3,16 +3,34 @@ them and nothing here marks evidence safe."""
 
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, render
 
+from posture import roles
 from posture.choices import ScanState
 from posture.jobs.ingest import load_snapshot
+from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ScanRun
 
 
-@login_required
+def reader_required(view):
+    """Logged in (else the login page) and holding a posture role (else 403)."""
+
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not roles.can_read(request.user):
+            raise PermissionDenied("your account has no posture role")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@reader_required
 def home(request):
     hosts = list(DockerHost.objects.order_by("name"))
     latest = {
@@ -31,8 +49,14 @@ def home(request):
     return render(request, "posture/home.html", {"rows": rows})
 
 
-@login_required
+@reader_required
 def scan_detail(request, pk: int):
     scan = get_object_or_404(ScanRun.objects.select_related("host"), pk=pk)
     snapshot = load_snapshot(scan) if scan.evidence_set_id else None
-    return render(request, "posture/scan_detail.html", {"scan": scan, "snapshot": snapshot})
+    results = scan_results(scan)
+    status = request.GET.get("status")
+    if status:
+        results = [r for r in results if r["status"] == status]
+    evaluation = scan.evaluations.filter(current=True).select_related("result_set").first()
+    return render(request, "posture/scan_detail.html",
+                  {"scan": scan, "snapshot": snapshot, "results": results, "evaluation": evaluation, "status": status})

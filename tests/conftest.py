@@ -4,3 +4,16 @@ pytest_plugins = [
     "tests.support.services",        # PostgreSQL / Redis: DATABASE_URL or throwaway instances
     "tests.support.docker_fixtures",  # private dockerd(s), base image, TLS certificates
 ]
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(request):
+    """Real hashing costs ~0.3 s per user; tests create many users and test no hashing."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        yield
+        return
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    yield

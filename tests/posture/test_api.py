@@ -1,0 +1,127 @@
+"""REST API: who may do what (named personas), TLS material never returned, scan queueing,
+the exception workflow over HTTP, and pinned query counts."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from posture.choices import ScanState
+from posture.jobs import ingest
+from posture.jobs.evaluate import evaluate_scan
+from posture.models import DockerHost, ScanRun
+
+pytestmark = pytest.mark.django_db
+SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
+
+
+def member(name: str, group: str | None) -> User:
+    user = User.objects.create_user(name, password="x")
+    if group:
+        user.groups.add(Group.objects.get_or_create(name=group)[0])
+    return user
+
+
+@pytest.fixture
+def personas():
+    return {
+        "admin": User.objects.create_superuser("admin", "", "x"),
+        "operator": member("olive", "operator"),
+        "auditor": member("audrey", "auditor"),
+        "outsider": member("otto", None),
+    }
+
+
+def client_for(user: User | None) -> APIClient:
+    client = APIClient()
+    if user:
+        client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def host():
+    return DockerHost.objects.create(name="h1", url="tcp://127.0.0.1:2376", tls_ca="CA", tls_cert="CERT",
+                                     tls_key="-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----")
+
+
+@pytest.mark.parametrize("who, status", [(None, 401), ("outsider", 403), ("auditor", 200), ("operator", 200), ("admin", 200)])
+def test_it_lets_only_roles_read_hosts(personas, host, who, status):
+    assert client_for(personas.get(who)).get("/api/v1/hosts/").status_code == status
+
+
+@pytest.mark.parametrize("who, status", [("outsider", 403), ("auditor", 403), ("operator", 201), ("admin", 201)])
+def test_it_lets_operators_and_admins_register_hosts(personas, who, status):
+    response = client_for(personas[who]).post("/api/v1/hosts/", {"name": "n1", "url": "unix:///var/run/docker.sock"}, format="json")
+    assert response.status_code == status
+
+
+def test_it_never_returns_tls_material(personas, host):
+    body = client_for(personas["admin"]).get(f"/api/v1/hosts/{host.pk}/").content.decode()
+    assert "secret" not in body and "tls_key" not in body and '"uses_tls":true' in body
+
+
+def test_it_rejects_a_bad_url_with_a_clear_message(personas):
+    response = client_for(personas["operator"]).post("/api/v1/hosts/", {"name": "bad", "url": "http://x"}, format="json")
+    assert response.status_code == 400 and "unix://, tcp:// or ssh://" in response.json()["url"][0]
+
+
+@pytest.mark.parametrize("who, status", [("auditor", 403), ("operator", 201)])
+def test_it_queues_a_scan_once_for_operators(personas, host, who, status, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client_for(personas[who]).post("/api/v1/scans/", {"host": "h1"}, format="json")
+    assert response.status_code == status
+    if status == 201:
+        assert len(callbacks) == 1  # the task is sent once the row is committed
+        again = client_for(personas[who]).post("/api/v1/scans/", {"host": "h1"}, format="json")
+        assert again.status_code == 200 and again.json()["id"] == response.json()["id"]
+
+
+def test_it_lists_scans_in_a_fixed_number_of_queries(personas, host, django_assert_max_num_queries):
+    for _ in range(30):
+        ScanRun.objects.create(host=host, state=ScanState.FAILED, error="x")
+    client = client_for(personas["auditor"])
+    with django_assert_max_num_queries(4):
+        assert client.get("/api/v1/scans/").status_code == 200
+    for _ in range(10):
+        DockerHost.objects.create(name=f"more-{_}", url="unix:///x.sock")
+    with django_assert_max_num_queries(4):
+        assert client.get("/api/v1/hosts/").status_code == 200
+
+
+def test_it_serves_results_with_filters_and_the_exception_workflow(personas, host):
+    stored = ingest.store_snapshot(SNAPSHOT)
+    now = timezone.now()
+    scan = ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
+                                  started_at=now, finished_at=now)
+    evaluate_scan(scan)
+    auditor, operator, admin = (client_for(personas[p]) for p in ("auditor", "operator", "admin"))
+    failing = auditor.get(f"/api/v1/scans/{scan.pk}/results/?status=fail&check=container.privileged_disabled").json()
+    assert [r["resource"] for r in failing["results"]] == ["rec-privileged"]
+
+    proposal = {"check_id": "container.privileged_disabled", "host": "h1", "resource_pattern": "rec-privileged",
+                "justification": "vendor agent", "expires_at": (now + timedelta(days=7)).isoformat()}
+    assert auditor.post("/api/v1/exceptions/", proposal, format="json").status_code == 403
+    created = operator.post("/api/v1/exceptions/", proposal, format="json")
+    assert created.status_code == 201 and created.json()["state"] == "proposed"
+    exc_id = created.json()["id"]
+    assert operator.post(f"/api/v1/exceptions/{exc_id}/approve/").status_code == 403
+    approved = admin.post(f"/api/v1/exceptions/{exc_id}/approve/")
+    assert approved.status_code == 200 and approved.json()["state"] == "approved"
+    assert admin.post(f"/api/v1/exceptions/{exc_id}/approve/").status_code == 400  # already decided
+    row = auditor.get(f"/api/v1/scans/{scan.pk}/results/?check=container.privileged_disabled&status=excepted").json()
+    assert [r["resource"] for r in row["results"]] == ["rec-privileged"]
+    assert auditor.get(f"/api/v1/scans/{scan.pk}/results/?at=yesterday").status_code == 400
+
+
+def test_it_publishes_an_openapi_schema(personas):
+    response = client_for(personas["auditor"]).get("/api/v1/schema/?format=json")
+    assert response.status_code == 200
+    paths = json.loads(response.content)["paths"]
+    assert "/api/v1/scans/{id}/results/" in paths and "/api/v1/exceptions/{id}/approve/" in paths

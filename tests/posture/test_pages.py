@@ -1,0 +1,65 @@
+"""Server-rendered pages: roles, and attacker-controlled strings escaped."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.utils import timezone
+
+from posture.choices import ScanState
+from posture.jobs import ingest
+from posture.jobs.evaluate import evaluate_scan
+from posture.models import DockerHost, ScanRun
+
+pytestmark = pytest.mark.django_db
+SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture
+def auditor():
+    user = User.objects.create_user("audrey", password="x")
+    user.groups.add(Group.objects.get_or_create(name="auditor")[0])
+    return user
+
+
+@pytest.fixture
+def hostile_scan():
+    host = DockerHost.objects.create(name=HOSTILE, url="unix:///x.sock")
+    snap = copy.deepcopy(SNAPSHOT)
+    snap["containers"][0]["name"] = f"evil{HOSTILE}"
+    snap["containers"][0]["inspect"]["Config"]["Env"] = [{"name": f"X{HOSTILE}", "looks_secret": False}]
+    stored = ingest.store_snapshot(snap)
+    now = timezone.now()
+    scan = ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
+                                  started_at=now, finished_at=now, counts={"images": 4, "containers": 8})
+    evaluate_scan(scan)
+    return scan
+
+
+def test_it_sends_anonymous_visitors_to_the_login_page(client):
+    response = client.get("/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_it_refuses_accounts_without_a_role(client):
+    client.force_login(User.objects.create_user("otto", password="x"))
+    assert client.get("/").status_code == 403
+
+
+def test_it_escapes_hostile_names_everywhere(client, auditor, hostile_scan):
+    client.force_login(auditor)
+    for url in ("/", f"/scans/{hostile_scan.pk}/"):
+        body = client.get(url).content.decode()
+        assert HOSTILE not in body, url
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in body, url
+
+
+def test_it_shows_results_filtered_by_status(client, auditor, hostile_scan):
+    client.force_login(auditor)
+    body = client.get(f"/scans/{hostile_scan.pk}/?status=fail").content.decode()
+    assert "container.privileged_disabled" in body and "state-pass\">pass" not in body
