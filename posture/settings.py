@@ -207,7 +207,7 @@ SPECTACULAR_SETTINGS = {"TITLE": "posture API", "VERSION": "1", "SERVE_INCLUDE_S
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or env_str("REDIS_URL")
 EMBEDDED_BROKER = not CELERY_BROKER_URL
 if EMBEDDED_BROKER:
-    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_URL = "filesystem://localhost//"
 
 # --- scanning ------------------------------------------------------------------------------
 POSTURE_DOCKER_TIMEOUT = env_int("POSTURE_DOCKER_TIMEOUT", 30, minimum=1)  # seconds per Docker call
