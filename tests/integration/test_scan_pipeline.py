@@ -218,3 +218,57 @@ def test_it_refuses_tls_files_that_are_not_pem(tmp_path):
     with pytest.raises(CommandError, match="not PEM"):
         call_command("addhost", "x", "tcp://127.0.0.1:2376", "--tls-ca", str(bad), "--tls-cert", str(bad), "--tls-key", str(bad))
     assert not DockerHost.objects.filter(name="x").exists()
+
+
+def test_it_stores_hostile_labels_in_postgresql(host, make_container, dockerd):
+    """1 MB labels, NUL and non-UTF-8 bytes: the scan succeeds and JSONB accepts the evidence."""
+    make_container("huge", start=False, labels={"big": "x" * (1024 * 1024), "html": "<script>x</script>"})
+    api = make_container.client.api
+    body = b'{"Image": "local/busybox:1", "Cmd": ["true"], "Labels": {"nul": "a\\u0000b", "bytes": "caf\xc3\xa9 \xff end"}}'
+    resp = api.post(api._url("/containers/create"), params={"name": "weird"}, data=body,
+                    headers={"Content-Type": "application/json"})
+    make_container.created.append(api._result(resp, json=True)["Id"])
+    code, out, err = run("scan", "d1", "--json")
+    assert code == 0, err
+    snap = load_snapshot(ScanRun.objects.get(pk=json.loads(out)["scan"]))
+    labels = {c["name"]: c["inspect"]["Config"]["Labels"] for c in snap["containers"]}
+    assert labels["huge"]["big"].startswith("x" * 1000) and "[truncated: 1048576 bytes" in labels["huge"]["big"]
+    assert labels["huge"]["html"] == "<script>x</script>"  # kept as data; pages escape it
+    assert "\x00" not in labels["weird"]["nul"] and labels["weird"]["bytes"].startswith("café")
+
+
+def test_it_fails_cleanly_when_the_daemon_dies_mid_scan(dockerd, make_container, tmp_path):
+    """The daemon goes away between calls: a one-line reason, nothing half-stored, the
+    previous posture stays current."""
+    import threading
+
+    from posture.jobs.scans import execute_scan
+    from tests.support.slowproxy import SlowProxy
+
+    for i in range(4):
+        make_container(f"dying-{i}")
+    proxy = SlowProxy(dockerd.url.removeprefix("unix://"), str(tmp_path / "p.sock"), delay=0.2)
+    host = DockerHost.objects.create(name="dying", url=proxy.url)
+    assert run("scan", "dying")[0] == 0
+    good = ScanRun.objects.get(host=host)
+    sets = EvidenceSet.objects.count()
+    scan = ScanRun.objects.create(host=host)
+    start = proxy.requests
+    cutter = threading.Thread(target=lambda: (wait_for(lambda: proxy.requests >= start + 4), proxy.cut()))
+    cutter.start()
+    result = execute_scan(scan.pk, worker="test")
+    cutter.join()
+    scan.refresh_from_db()
+    assert scan.state == ScanState.FAILED and scan.evidence_set_id is None
+    assert "\n" not in scan.error and ("lost" in scan.error or "connect" in scan.error or "refused" in scan.error), scan.error
+    assert EvidenceSet.objects.count() == sets
+    assert ScanRun.objects.filter(host=host, state=ScanState.SUCCEEDED).latest("finished_at").pk == good.pk
+    assert result.outcome.value == "finished"
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
