@@ -272,3 +272,19 @@ def wait_for(predicate, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def test_it_fails_a_scan_that_exceeds_its_time_limit(dockerd, make_container, tmp_path, settings):
+    from tests.support.slowproxy import SlowProxy
+
+    for i in range(3):
+        make_container(f"slowpoke-{i}")
+    settings.POSTURE_SCAN_TIMEOUT = 1  # below what the env allows, to keep the test short
+    proxy = SlowProxy(dockerd.url.removeprefix("unix://"), str(tmp_path / "slow.sock"), delay=0.4)
+    try:
+        DockerHost.objects.create(name="slowpoke", url=proxy.url)
+        code, _, err = run("scan", "slowpoke")
+    finally:
+        proxy.close()
+    assert code == 1 and ("time" in err.lower() or "deadline" in err.lower()), err
+    assert ScanRun.objects.get(host__name="slowpoke").state == ScanState.FAILED

@@ -125,3 +125,26 @@ def test_it_publishes_an_openapi_schema(personas):
     assert response.status_code == 200
     paths = json.loads(response.content)["paths"]
     assert "/api/v1/scans/{id}/results/" in paths and "/api/v1/exceptions/{id}/approve/" in paths
+
+
+@pytest.mark.parametrize("who, status", [("auditor", 403), ("outsider", 403), ("operator", 201)])
+def test_it_takes_attestations_with_an_optional_file_from_operators(personas, who, status, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = tmp_path
+    payload = {"check_id": "manual.host_os_hardened", "statement": "CIS Debian L1 applied",
+               "valid_until": (timezone.now() + timedelta(days=90)).isoformat(),
+               "file": SimpleUploadedFile("report.txt", b"hardening report")}
+    response = client_for(personas[who]).post("/api/v1/attestations/", payload, format="multipart")
+    assert response.status_code == status, response.content
+    if status == 201:
+        body = response.json()
+        assert body["attested_by"] == "olive" and body["file"].endswith(".txt")
+        assert client_for(personas["auditor"]).get("/api/v1/attestations/").json()["count"] == 1
+
+
+def test_it_refuses_to_attest_an_automated_check(personas):
+    response = client_for(personas["operator"]).post("/api/v1/attestations/", {
+        "check_id": "container.privileged_disabled", "statement": "trust me",
+        "valid_until": (timezone.now() + timedelta(days=1)).isoformat()}, format="json")
+    assert response.status_code == 400 and "manual checks" in response.content.decode()
