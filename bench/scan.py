@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import io
 import os
-import statistics
 import sys
 import tarfile
 import time

@@ -7,7 +7,7 @@ import os
 from celery import shared_task
 from django.db import transaction
 
-from posture.jobs import schedule, scans
+from posture.jobs import scans, schedule
 
 
 def worker_name(task) -> str:

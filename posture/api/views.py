@@ -17,12 +17,11 @@ from posture.api.serializers import (
     DockerHostSerializer,
     ScanRunSerializer,
 )
+from posture.choices import ScanState, Trigger
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.rollup import scan_results
-from posture.models import Attestation, ControlException
-from posture.choices import ScanState, Trigger
 from posture.jobs.scans import request_scan
-from posture.models import DockerHost, ScanRun
+from posture.models import Attestation, ControlException, DockerHost, ScanRun
 from posture.models.audit import record
 from posture.tasks import send_scan
 

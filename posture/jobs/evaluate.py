@@ -15,10 +15,10 @@ from functools import lru_cache
 
 from django.db import transaction
 
+from posture.catalog import load_catalogs
 from posture.choices import ScanState
 from posture.jobs.ingest import canonical_json, load_snapshot, sha256_hex
 from posture.models import CheckResult, Control, ControlResult, Evaluation, ResultSet, ScanRun
-from posture.catalog import load_catalogs
 from scanners import registry
 from scanners.runner import run_checks
 

@@ -111,7 +111,7 @@ class Heartbeat:
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-scan-{scan.pk}", daemon=True)
         self.interval = max(0.5, settings.POSTURE_SCAN_LEASE / 4)
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         self._thread.start()
         return self
 

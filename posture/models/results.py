@@ -65,6 +65,9 @@ class ControlResult(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["result_set", "control"], name="control_result_unique")]
 
+    def __str__(self) -> str:
+        return f"control {self.control_id}: {self.status}"
+
 
 class Evaluation(models.Model):
     """One scoring of one scan's evidence. Re-evaluation adds a row; old ones are kept."""
@@ -85,3 +88,6 @@ class Evaluation(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scan"], condition=Q(current=True), name="one_current_evaluation_per_scan"),
         ]
+
+    def __str__(self) -> str:
+        return f"evaluation #{self.pk} of scan #{self.scan_id}{' (current)' if self.current else ''}"
