@@ -203,12 +203,15 @@ def default_bridge_unused(c: ContainerView, _: Context) -> Result:
     remediation="Remove the docker.sock mount; if a tool needs the API, give it a filtering, "
     "read-only socket proxy.",
     requires=(KIND_CONTAINER, KIND_HOST),
+    version=2,
 )
 def docker_socket_not_mounted(c: ContainerView, ctx: Context) -> Result:
+    # The socket itself, or any directory that holds it (/run, the -H unix:// socket's folder, /).
     sockets = {_norm(p) for p in ctx.docker_sockets()}
     for m in c.mounts:
-        src, dst = _norm(str(m.get("Source") or "")), str(m.get("Destination") or "")
-        if (src in sockets or src.endswith("/docker.sock") or dst.endswith("/docker.sock")
-                or src == "/run"):
+        raw = str(m.get("Source") or "")
+        src, dst = _norm(raw), str(m.get("Destination") or "")
+        holds_socket = any(s == src or s.startswith(src.rstrip("/") + "/") for s in sockets) if raw else False
+        if holds_socket or src.endswith("/docker.sock") or dst.endswith("/docker.sock") or src == "/run":
             return failed(one_line(f"Mounts {m.get('Source')} -> {dst}"))
     return passed(f"no docker.sock among {len(c.mounts)} mounts")

@@ -113,6 +113,32 @@ def restart_policy_bounded(c: ContainerView, _: Context) -> Result:
     return failed(one_line(f"RestartPolicy.Name={name}"))
 
 
+def daemon_default_ulimits(ctx: Context) -> dict[str, tuple[int, int]] | None:
+    """The daemon's default-ulimits as {name: (soft, hard)}; None when unknown (no probe).
+
+    daemon.json gives {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}; the flag
+    gives "nofile=1024:2048" or "nofile=1024" (hard = soft)."""
+    if ctx.host is None or ctx.daemon is None:
+        return None
+    setting = ctx.daemon.get("default-ulimits")
+    if setting is None or not setting.value:
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    try:
+        if isinstance(setting.value, dict):
+            for name, spec in setting.value.items():
+                if isinstance(spec, dict):
+                    out[str(spec.get("Name") or name)] = (int(spec.get("Soft")), int(spec.get("Hard")))
+        else:
+            for item in setting.value:
+                name, _, limits = str(item).partition("=")
+                soft, _, hard = limits.partition(":")
+                out[name] = (int(soft), int(hard or soft))
+    except (TypeError, ValueError):
+        return None
+    return out
+
+
 @check(
     id="container.ulimits_default",
     title="Default ulimits are overridden only when needed",
@@ -122,13 +148,22 @@ def restart_policy_bounded(c: ContainerView, _: Context) -> Result:
     remediation="Drop --ulimit unless the workload needs it (then record an exception); set "
     "defaults daemon-wide (2.9).",
     requires=CONTAINER,
+    version=2,
 )
-def ulimits_default(c: ContainerView, _: Context) -> Result:
+def ulimits_default(c: ContainerView, ctx: Context) -> Result:
+    # dockerd copies its default-ulimits into HostConfig.Ulimits when a container starts, so
+    # only limits that differ from the daemon's defaults are overrides.
     ulimits = [u for u in c.host_config.get("Ulimits") or [] if isinstance(u, dict)]
-    if ulimits:
-        shown = ",".join(f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard')}" for u in ulimits)
-        return failed(one_line(f"HostConfig.Ulimits={shown}"))
-    return passed("HostConfig.Ulimits empty (daemon defaults)")
+    if not ulimits:
+        return passed("HostConfig.Ulimits empty (daemon defaults)")
+    defaults = daemon_default_ulimits(ctx)
+    overrides = [u for u in ulimits
+                 if defaults is None or defaults.get(str(u.get("Name"))) != (u.get("Soft"), u.get("Hard"))]
+    shown = ",".join(f"{u.get('Name')}={u.get('Soft')}:{u.get('Hard')}" for u in overrides or ulimits)
+    if not overrides:
+        return passed(one_line(f"HostConfig.Ulimits={shown} equal the daemon's default-ulimits"))
+    unknown = " (daemon default-ulimits unknown without the host probe)" if defaults is None else ""
+    return failed(one_line(f"HostConfig.Ulimits={shown}{unknown}"))
 
 
 @check(

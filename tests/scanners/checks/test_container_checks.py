@@ -227,6 +227,20 @@ def test_it_finds_the_docker_socket_by_name_and_by_the_daemons_socket_path():
     assert evaluate(n.docker_socket_not_mounted, snap, "rec-hardened")[0] is FAIL
 
 
+@pytest.mark.parametrize(("source", "status"), [
+    ("/srv", FAIL),  # the folder holding the daemon's socket gives the socket too
+    ("/", FAIL),
+    ("/srv/engine.api", FAIL),
+    ("/srv2", PASS),  # a sibling that merely shares a prefix
+    ("/srv/data", PASS),
+])
+def test_it_finds_the_docker_socket_through_a_mounted_parent_directory(source, status):
+    snap = snapshot(host="host-good.json")
+    snap["host"]["daemon_json"]["hosts"] = ["unix:///srv/engine.api"]
+    container(snap, "rec-hardened")["Mounts"][0].update(Source=source, Destination="/mnt/x")
+    assert evaluate(n.docker_socket_not_mounted, snap, "rec-hardened")[0] is status
+
+
 # --- limits, lifecycle, health (resources.py) ---------------------------------------------------
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -275,8 +289,31 @@ def test_it_fails_more_than_five_restarts():
 
 
 def test_it_checks_ulimit_overrides():
-    assert evaluate(r.ulimits_default, snapshot(), "rec-mounts") == (FAIL, "HostConfig.Ulimits=nofile=1024:2048")
+    assert evaluate(r.ulimits_default, snapshot(), "rec-mounts") == (
+        FAIL, "HostConfig.Ulimits=nofile=1024:2048 (daemon default-ulimits unknown without the host probe)")
     assert evaluate(r.ulimits_default, snapshot(), "rec-default")[0] is PASS
+
+
+@pytest.mark.parametrize(("defaults", "expected"), [
+    # dockerd copies its default-ulimits into every started container: equal is not an override.
+    ({"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}, PASS),
+    ({"nofile": {"Name": "nofile", "Soft": 64000, "Hard": 64000}}, FAIL),
+    (None, FAIL),
+])
+def test_it_does_not_count_the_daemons_default_ulimits_as_overrides(defaults, expected):
+    snap = snapshot(host="host-good.json")
+    snap["host"]["daemon_json"] = {**(snap["host"]["daemon_json"] or {}), "default-ulimits": defaults}
+    if defaults is None:
+        del snap["host"]["daemon_json"]["default-ulimits"]
+    status, detail = evaluate(r.ulimits_default, snap, "rec-mounts")
+    assert status is expected and "nofile=1024:2048" in detail
+
+
+def test_it_checks_the_cmdline_form_of_default_ulimits():
+    snap = snapshot(host="host-good.json")
+    snap["host"]["daemon_json"] = {k: v for k, v in (snap["host"]["daemon_json"] or {}).items() if k != "default-ulimits"}
+    snap["host"]["dockerd_cmdline"] = [*snap["host"]["dockerd_cmdline"], "--default-ulimit", "nofile=1024:2048"]
+    assert evaluate(r.ulimits_default, snap, "rec-mounts")[0] is PASS
 
 
 def test_it_checks_the_cgroup_parent():
