@@ -201,6 +201,10 @@ class DaemonRun:
         self.require()
         return verdicts(self.findings, "daemon", "daemon")
 
+    def host_verdicts(self) -> dict[str, Verdict]:
+        self.require()
+        return verdicts(self.findings, "host", "host")
+
     def container_verdicts(self, name: str) -> dict[str, Verdict]:
         self.require()
         return verdicts(self.findings, "container", name)

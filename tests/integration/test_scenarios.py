@@ -34,7 +34,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,6 +172,7 @@ class Env:
     socket_path: str
     socket_dir: str
     scratch: str
+    etc_volume: str
 
 
 @dataclass(frozen=True)
@@ -200,6 +201,7 @@ def _bind(source: str, target: str, *, ro: bool, propagation: str | None = None)
     return docker.types.Mount(target, source, type="bind", read_only=ro, propagation=propagation)
 
 
+ETC_VOLUME = "sc-etc"
 NOT_STARTED = (NA, "container not running (State.Status=created)")
 S = ContainerScenario
 CONTAINER_SCENARIOS: list[ContainerScenario] = [
@@ -236,10 +238,32 @@ CONTAINER_SCENARIOS: list[ContainerScenario] = [
     S("docker_sock_dir",
       "The directory holding the daemon's socket (its -H unix:// path) mounted read-only: the "
       "socket is reachable inside just the same. Created, never started.",
-      {"5.32": (FAIL, "Mounts "), "5.27": NOT_STARTED},
-      lambda env: {"mounts": [_bind(env.socket_dir, "/dockerd", ro=True)]}, start=False,
-      bug="scanners/checks/network.py docker_socket_not_mounted: a bind of the directory that "
-          "contains the daemon's -H unix:// socket passes; only /run (/var/run) is treated so"),
+      {"5.32": (FAIL, "-> /dockerd"), "5.27": NOT_STARTED},
+      lambda env: {"mounts": [_bind(env.socket_dir, "/dockerd", ro=True)]}, start=False),
+    S("joins_host_network_container",
+      "--network container:sc-net_host: it joins the namespace of a --net=host container, so "
+      "it shares the host's network namespace without saying host itself.",
+      {"5.10": (FAIL, "NetworkMode=container:"), "5.30": (NA, "has no network of its own")},
+      {"network_mode": "container:sc-net_host"},
+      bug="scanners/checks/network.py host_network_not_shared: NetworkMode=container:<id> of a "
+          "container whose NetworkMode=host passes; the check never resolves the joined container"),
+    S("joins_host_pid_container",
+      "--pid container:sc-pid_host: it joins the PID namespace of a --pid=host container.",
+      {"5.16": (FAIL, "PidMode=container:")},
+      {"pid_mode": "container:sc-pid_host"},
+      bug="scanners/checks/runtime.py host_pid_not_shared (_namespace): PidMode=container:<id> of "
+          "a container whose PidMode=host passes (same for IpcMode); the joined container is "
+          "never resolved"),
+    S("sensitive_dir_via_local_volume",
+      "A named local volume with driver options type=none,o=bind,ro,device=/etc mounted at "
+      "/host-etc: the container gets the host's /etc, but inspect shows Type=volume and "
+      "Source=<data-root>/volumes/sc-etc/_data. Created only (the volume is never mounted).",
+      {"5.6": (FAIL, "/etc"), "5.27": NOT_STARTED},
+      lambda env: {"mounts": [docker.types.Mount("/host-etc", env.etc_volume, type="volume", read_only=True)]},
+      start=False,
+      bug="scanners/checks/network.py sensitive_host_dirs_not_mounted reads only Type=bind mounts "
+          "and scanners/collectors/containers.py collects no volume definitions (GET "
+          "/volumes/{name} Options device/o=bind), so a bind-backed local volume of /etc passes"),
     S("no_memory_limit", "No --memory.", {"5.11": (FAIL, "HostConfig.Memory=0 (unlimited)")},
       {"mem_limit": DROP}),
     S("no_cpu_limit", "No --cpus / --cpu-shares.",
@@ -360,15 +384,19 @@ class Matrix:
 
 
 @pytest.fixture(scope="module")
-def matrix(dockerd, make_module_container) -> Matrix:
+def matrix(dockerd, make_module_container) -> Iterator[Matrix]:
     client = make_module_container.client
-    for key, lines in IMAGES.items():
-        dockerfile = "\n".join([f"FROM {BASE_IMAGE}", f"LABEL sc.scenario={key}", *lines]) + "\n"
-        build_image(client, image_tag(key), dockerfile, IMAGE_FILES.get(key))
     scratch = tempfile.mkdtemp(prefix="sc-prop", dir="/tmp")
-    env = Env(socket_path=dockerd.socket_path, socket_dir=os.path.dirname(dockerd.socket_path), scratch=scratch)
+    env = Env(socket_path=dockerd.socket_path, socket_dir=os.path.dirname(dockerd.socket_path), scratch=scratch,
+              etc_volume=ETC_VOLUME)
     errors: dict[str, str | None] = {}
     try:
+        for key, lines in IMAGES.items():
+            dockerfile = "\n".join([f"FROM {BASE_IMAGE}", f"LABEL sc.scenario={key}", *lines]) + "\n"
+            build_image(client, image_tag(key), dockerfile, IMAGE_FILES.get(key))
+        # read-only bind options, and never mounted: no container using it is ever started
+        client.api.create_volume(ETC_VOLUME, driver="local",
+                                 driver_opts={"type": "none", "o": "bind,ro", "device": "/etc"})
         for scn in [BASELINE, *CONTAINER_SCENARIOS]:
             _cid, errors[scn.name] = create(
                 make_module_container, scn.container, image=image_tag(scn.image), options=scn.options(env),
@@ -378,6 +406,8 @@ def matrix(dockerd, make_module_container) -> Matrix:
         yield Matrix(snapshot, findings, errors)
     finally:
         make_module_container.remove_all()
+        with contextlib.suppress(docker.errors.APIError):
+            client.api.remove_volume(ETC_VOLUME, force=True)
         for key in IMAGES:
             with contextlib.suppress(docker.errors.APIError):
                 client.api.remove_image(image_tag(key), force=True)
@@ -404,15 +434,18 @@ def test_it_passes_the_hardened_baseline_image(matrix):
     assert_expected(matrix.image("hardened"), BASELINE_IMAGE, "hardened image")
 
 
+def _named_test(name: str, why: str, bug: str | None, body: Callable[..., None]) -> Callable[..., None]:
+    """``test_it_flags_<name>``: one test per scenario; a known bug makes it a strict xfail."""
+    body.__name__ = body.__qualname__ = f"test_it_flags_{name}"
+    body.__doc__ = why
+    return pytest.mark.xfail(strict=True, reason=bug)(body) if bug else body
+
+
 def _container_flag_test(scn: ContainerScenario):
     def test(matrix):
         assert_expected(matrix.container(scn.name), scn.expect, scn.name)
 
-    test.__doc__ = scn.why
-    test.__name__ = f"test_it_flags_{scn.name}"
-    if scn.bug:
-        test = pytest.mark.xfail(strict=True, reason=scn.bug)(test)
-    return test
+    return _named_test(scn.name, scn.why, scn.bug, test)
 
 
 def _image_flag_test(scn: ImageScenario):
@@ -421,11 +454,7 @@ def _image_flag_test(scn: ImageScenario):
         if scn.daemon_expect:
             assert_expected(matrix.daemon(), scn.daemon_expect, f"{scn.name} (host-wide)")
 
-    test.__doc__ = scn.why
-    test.__name__ = f"test_it_flags_{scn.name}"
-    if scn.bug:
-        test = pytest.mark.xfail(strict=True, reason=scn.bug)(test)
-    return test
+    return _named_test(scn.name, scn.why, scn.bug, test)
 
 
 for _scn in CONTAINER_SCENARIOS:
@@ -507,6 +536,10 @@ class DaemonScenario:
     json_changes: Mapping[str, Any] = field(default_factory=dict)
     args: tuple[str, ...] = ()
     tls_without_verify: bool = False
+    #: chmod of the daemon's --config-file before it starts.
+    config_mode: int | None = None
+    #: Expectations on host-scope ids (CIS section 3), decided from the probe's stat of files.
+    host_expect: Callable[[PrivateDaemon], dict[str, tuple[str, str]]] | None = None
     bug: str | None = None
 
 
@@ -521,6 +554,9 @@ DAEMON_SCENARIOS: list[DaemonScenario] = [
       {"2.17": (FAIL, "daemon.json userland-proxy=true")}, {"userland-proxy": True}),
     D("daemon_userland_proxy_flag", "A bare --userland-proxy flag (means true) instead of daemon.json.",
       {"2.17": (FAIL, "dockerd --userland-proxy=true")}, {"userland-proxy": DROP}, args=("--userland-proxy",)),
+    D("daemon_log_driver_flag", "--log-driver=local on the command line (logs stay on the host).",
+      {"2.14": (FAIL, "LoggingDriver=local keeps logs on the host")},
+      {"log-driver": DROP, "log-opts": DROP}, args=("--log-driver=local",)),
     D("daemon_live_restore_off", '"live-restore": false.',
       {"2.16": (FAIL, "LiveRestoreEnabled=false")}, {"live-restore": False}),
     D("daemon_log_driver_json_file", '"log-driver": "json-file" (logs stay on the host).',
@@ -544,9 +580,20 @@ DAEMON_SCENARIOS: list[DaemonScenario] = [
       "-H tcp://127.0.0.1:PORT with --tls and a server certificate but no --tlsverify "
       "(any client gets in).",
       {"2.8": (FAIL, "tls without tlsverify while listening on tcp://127.0.0.1:")}, tls_without_verify=True),
+    D("daemon_config_file_world_writable",
+      "The daemon's --config-file is mode 0666 (anyone can reconfigure dockerd). The probe "
+      "reads and stats that file; 3.18 must judge it.",
+      {}, config_mode=0o666,
+      host_expect=lambda d: {"3.18": (FAIL, f"{d.config_path} mode=0666"),
+                             "3.17": (PASS, f"{d.config_path} owner=root:root")},
+      bug="scanners/checks/files.py daemon_json_owner/daemon_json_mode (and host.py "
+          "audit_daemon_json, 1.1.11) only look at /etc/docker/daemon.json: with dockerd "
+          "--config-file elsewhere they say 'absent' (not_applicable) although the probe "
+          "stats the effective file"),
 ]
 DAEMON_CONTAINERS: dict[str, dict[str, Mapping[str, Any]]] = {
-    "daemon_baseline": {"sc-inherits-nnp": INHERITS_NNP, "sc-hardened": HARDENED_ON_DAEMON},
+    "daemon_baseline": {"sc-inherits-nnp": INHERITS_NNP, "sc-hardened": HARDENED_ON_DAEMON,
+                        "sc-hardened-created": {**HARDENED_ON_DAEMON, "start": False}},
     "daemon_no_new_privileges_off": {"sc-inherits-nnp": INHERITS_NNP},
 }
 
@@ -555,6 +602,9 @@ def _daemon_run(name: str, scn: DaemonScenario | None) -> DaemonRun:
     changes = scn.json_changes if scn else {}
     args = [a.replace(TCP, f"tcp://127.0.0.1:{free_port()}") for a in (scn.args if scn else ())]
     daemon = PrivateDaemon(daemon_json=merge(BASE_JSON, changes), extra_args=args, prefix="sc")
+    if scn is not None and scn.config_mode is not None:
+        assert daemon.config_path is not None
+        os.chmod(daemon.config_path, scn.config_mode)
     if scn is not None and scn.tls_without_verify:
         files = make_bundle().write_server_files(daemon.dir)
         # dockerd reads the CA even without --tlsverify (default ~/.docker/ca.pem), but only
@@ -583,13 +633,12 @@ def test_it_passes_the_hardened_baseline_daemon(daemons):
 
 def _daemon_flag_test(scn: DaemonScenario):
     def test(daemons):
-        assert_expected(daemons[scn.name].daemon_verdicts(), scn.expect, scn.name)
+        run = daemons[scn.name]
+        assert_expected(run.daemon_verdicts(), scn.expect, scn.name)
+        if scn.host_expect is not None:
+            assert_expected(run.host_verdicts(), scn.host_expect(run.daemon), f"{scn.name} (host)")
 
-    test.__doc__ = scn.why
-    test.__name__ = f"test_it_flags_{scn.name}"
-    if scn.bug:
-        test = pytest.mark.xfail(strict=True, reason=scn.bug)(test)
-    return test
+    return _named_test(scn.name, scn.why, scn.bug, test)
 
 
 for _dscn in DAEMON_SCENARIOS:
@@ -631,23 +680,28 @@ def test_it_lets_containers_inherit_no_new_privileges_from_the_daemon(daemons):
     """5.26 follows the daemon default: inherited on the baseline daemon, failed when it is off."""
     on = daemons["daemon_baseline"].container_verdicts("sc-inherits-nnp")
     off = daemons["daemon_no_new_privileges_off"].container_verdicts("sc-inherits-nnp")
-    assert daemons["daemon_baseline"].container_errors == {"sc-inherits-nnp": None, "sc-hardened": None}
+    assert set(daemons["daemon_baseline"].container_errors.values()) == {None}
     assert_expected(on, {"5.26": (PASS, "inherited from daemon.json no-new-privileges=true")}, "on")
     assert_expected(off, {"5.26": (FAIL, "the daemon default is off")}, "off")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="scanners/checks/resources.py ulimits_default: Docker 20.10 copies the daemon's "
-    "default-ulimits into HostConfig.Ulimits when a container starts, so every started "
-    "container on a daemon that passes 2.9 fails 5.19 although it overrides nothing",
-)
 def test_it_does_not_blame_containers_for_the_daemons_default_ulimits(daemons):
+    """No --ulimit given: the limits Docker copied from default-ulimits are not an override."""
     run = daemons["daemon_baseline"]
-    inspect = next(c["inspect"] for c in run.snapshot["containers"] if c["name"] == "sc-hardened")
-    # the evidence: nothing was passed with --ulimit, yet inspect shows the daemon's default
-    assert inspect["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Hard": 4096, "Soft": 4096}]
-    assert_expected(run.container_verdicts("sc-hardened"), {"5.19": (PASS, "")}, "hardened on baseline daemon")
+    for name in ("sc-hardened", "sc-hardened-created"):
+        assert_expected(run.container_verdicts(name),
+                        {"5.19": (PASS, "HostConfig.Ulimits=nofile=4096:4096 equal the daemon's default-ulimits")}, name)
+
+
+def test_it_sees_docker_merge_the_daemons_default_ulimits_into_every_container(daemons):
+    """Why 5.19 needs the daemon's defaults: no --ulimit was given to either container, yet both
+    the started and the never-started one show the daemon's default-ulimits in
+    HostConfig.Ulimits (Docker 20.10 merges them at create)."""
+    run = daemons["daemon_baseline"]
+    run.require()
+    inspect = {c["name"]: c["inspect"] for c in run.snapshot["containers"]}
+    for name in ("sc-hardened", "sc-hardened-created"):
+        assert inspect[name]["HostConfig"]["Ulimits"] == [{"Name": "nofile", "Hard": 4096, "Soft": 4096}], name
 
 
 def test_it_judges_icc_on_the_real_evidence_when_a_bridge_exists(daemons):
@@ -676,6 +730,8 @@ def test_it_never_passes_probe_settings_without_the_probe(daemons):
         assert (found[cid].status, found[cid].detail) == (NA, "host probe not enabled"), cid
     inherits = verdicts(findings, "container", "sc-inherits-nnp")["5.26"]
     assert inherits.status == FAIL and "no host probe" in inherits.detail
+    ulimits = verdicts(findings, "container", "sc-hardened")["5.19"]
+    assert ulimits.status == FAIL and "unknown without the host probe" in ulimits.detail
 
 
 # =========================================================================== Django pipeline
