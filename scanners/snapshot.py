@@ -26,6 +26,10 @@ ImageEvidence:
 ContainerEvidence:
     {"id": "<64 hex>", "name": "<name without leading slash>",
      "inspect": <GET /containers/{id}/json, env redacted>}
+    Each named-volume entry of inspect.Mounts also carries
+    "VolumeOptions": {"Driver", "type", "device", "o"} from GET /volumes/{name}, so a local
+    volume that binds a host folder (o=bind, device=/etc) is seen for what it mounts;
+    credential-like values in "o" are redacted.
 
 Redacted environment (images: inspect.Config.Env and inspect.ContainerConfig.Env;
 containers: inspect.Config.Env) is a list of objects instead of "NAME=value" strings:

@@ -281,6 +281,46 @@ class Context:
     def swarm_active(self) -> bool:
         return self.swarm.get("LocalNodeState") == "active"
 
+    def daemon_config_path(self) -> str:
+        """The daemon's config file: --config-file when given, else /etc/docker/daemon.json."""
+        given = (self.daemon.cmdline.get("config-file") if self.daemon is not None else None) or []
+        return str(given[-1]) if given else "/etc/docker/daemon.json"
+
+    def container_by_ref(self, ref: str) -> ContainerView | None:
+        """A container of this snapshot by id, unambiguous id prefix, or name."""
+        index = self.__dict__.get("_ref_index")
+        if index is None:
+            index = {}
+            for c in self.containers:
+                index[c.id] = c
+                index[c.name] = c
+            self.__dict__["_ref_index"] = index
+        if ref in index:
+            return index[ref]
+        matches = [c for c in self.containers if ref and c.id.startswith(ref)]
+        return matches[0] if len(matches) == 1 else None
+
+    def namespace_mode(self, c: ContainerView, field: str) -> tuple[str, str]:
+        """The effective NetworkMode/PidMode/IpcMode of a container, following
+        ``container:<id>`` joins (a container that joins one in the host namespace is in the
+        host namespace too). Returns (mode, one-line description of how it was found);
+        mode is "unknown" when the joined container is not in the evidence."""
+        mode = str(c.host_config.get(field) or "")
+        shown = f'HostConfig.{field}={mode or chr(34) * 2}'
+        seen = {c.id}
+        current = c
+        while mode.startswith("container:"):
+            target = self.container_by_ref(mode.split(":", 1)[1])
+            if target is None:
+                return "unknown", f"{shown} (joined container not in this scan)"
+            if target.id in seen:
+                return "unknown", f"{shown} (join loop)"
+            seen.add(target.id)
+            current = target
+            mode = str(current.host_config.get(field) or "")
+            shown += f" -> {current.name}: {field}={mode or chr(34) * 2}"
+        return mode, shown
+
     # -- host probe helpers: missing evidence is never a pass ---------------------------
     def probe_missing(self) -> Result | None:
         """not_applicable when the probe is off; None when host evidence exists."""

@@ -151,9 +151,9 @@ _MODE_FIX = "chmod {mode} {path}"
 
 
 def _spec(id: str, title: str, cis: str, fix: str, severity: Severity = Severity.MEDIUM,
-          soc2: tuple[str, ...] = ("CC6.1", "CC6.3")) -> Callable[[CheckFn], CheckFn]:
+          soc2: tuple[str, ...] = ("CC6.1", "CC6.3"), version: int = 1) -> Callable[[CheckFn], CheckFn]:
     return check(id=id, title=title, scope=Scope.HOST, severity=severity,
-                 controls={CIS: (cis,), SOC2: soc2}, remediation=fix, requires=PROBE)
+                 controls={CIS: (cis,), SOC2: soc2}, remediation=fix, requires=PROBE, version=version)
 
 
 _CERT_SOC2 = ("CC6.1", "CC6.7")
@@ -207,12 +207,16 @@ docker_sock_owner = _spec("host.docker_sock_owner", "Docker socket is owned by r
 docker_sock_mode = _spec("host.docker_sock_mode", "Docker socket is mode 660 or tighter", "3.16",
                          _MODE_FIX.format(mode=660, path="/var/run/docker.sock"), Severity.HIGH)(
     _file_check(_sockets, mode_at_most(0o660)))
+def _config_file(ctx: Context) -> tuple[str, ...]:
+    return (ctx.daemon_config_path(),)  # --config-file moves it away from /etc/docker/daemon.json
+
+
 daemon_json_owner = _spec("host.daemon_json_owner", "daemon.json is owned by root", "3.17",
-                          _OWN_FIX.format(path="/etc/docker/daemon.json"))(
-    _file_check(("/etc/docker/daemon.json",), _ROOT))
+                          _OWN_FIX.format(path="/etc/docker/daemon.json"), version=2)(
+    _file_check(_config_file, _ROOT))
 daemon_json_mode = _spec("host.daemon_json_mode", "daemon.json is mode 644 or tighter", "3.18",
-                         _MODE_FIX.format(mode=644, path="/etc/docker/daemon.json"))(
-    _file_check(("/etc/docker/daemon.json",), mode_at_most(0o644)))
+                         _MODE_FIX.format(mode=644, path="/etc/docker/daemon.json"), version=2)(
+    _file_check(_config_file, mode_at_most(0o644)))
 etc_default_docker_owner = _spec("host.etc_default_docker_owner", "/etc/default/docker is owned by root",
                                  "3.19", _OWN_FIX.format(path="/etc/default/docker"))(
     _file_check(("/etc/default/docker",), _ROOT))

@@ -171,11 +171,11 @@ _AUDIT_FIX = ("Add '-w {path} -k docker' to /etc/audit/rules.d/docker.rules and 
               "rules (augenrules --load).")
 
 
-def _audit_spec(id: str, title: str, cis: str, path: str, severity: Severity = Severity.LOW
-                ) -> Callable[[CheckFn], CheckFn]:
+def _audit_spec(id: str, title: str, cis: str, path: str, severity: Severity = Severity.LOW,
+                version: int = 1) -> Callable[[CheckFn], CheckFn]:
     return check(id=id, title=title, scope=Scope.HOST, severity=severity,
                  controls={CIS: (cis,), SOC2: _AUDIT_SOC2},
-                 remediation=_AUDIT_FIX.format(path=path), requires=PROBE)
+                 remediation=_AUDIT_FIX.format(path=path), requires=PROBE, version=version)
 
 
 def _dockerd(ctx: Context) -> list[str]:
@@ -211,8 +211,8 @@ audit_etc_default_docker = _audit_spec("host.audit_etc_default_docker",
                                        "/etc/default/docker")(
     _audit_check(("/etc/default/docker",), required=False))
 audit_daemon_json = _audit_spec("host.audit_daemon_json", "An audit rule watches daemon.json",
-                                "1.1.11", "/etc/docker/daemon.json")(
-    _audit_check(("/etc/docker/daemon.json",), required=False))
+                                "1.1.11", "/etc/docker/daemon.json", version=2)(
+    _audit_check(lambda ctx: (ctx.daemon_config_path(),), required=False))
 audit_containerd_config = _audit_spec("host.audit_containerd_config",
                                       "An audit rule watches containerd's config.toml", "1.1.12",
                                       "/etc/containerd/config.toml")(

@@ -18,6 +18,7 @@ from scanners.checks.base import (
     Scope,
     Severity,
     check,
+    errored,
     failed,
     not_applicable,
     one_line,
@@ -39,7 +40,23 @@ def _norm(path: str) -> str:
 
 
 def _binds(c: ContainerView) -> list[dict]:
-    return [m for m in c.mounts if m.get("Type", "bind") == "bind" and m.get("Source")]
+    """Mounts of host paths: bind mounts, and local volumes that bind a host device
+    (``--opt type=none --opt o=bind --opt device=/etc``), returned with ``Source`` set to the
+    host path they expose."""
+    out = []
+    for m in c.mounts:
+        if m.get("Type", "bind") == "bind" and m.get("Source"):
+            out.append(m)
+        elif device := _bound_device(m):
+            out.append({**m, "Source": device})
+    return out
+
+
+def _bound_device(m: dict) -> str:
+    vol = m.get("VolumeOptions") or {}
+    if m.get("Type") == "volume" and vol.get("Driver") == "local" and "bind" in str(vol.get("o")).split(","):
+        return str(vol.get("device") or "")
+    return ""
 
 
 @check(
@@ -51,6 +68,7 @@ def _binds(c: ContainerView) -> list[dict]:
     remediation="Do not bind-mount /, /boot, /dev, /etc, /lib, /lib64, /proc, /sys or /usr; "
     "mount only the specific files needed, read-only.",
     requires=CONTAINER,
+    version=2,
 )
 def sensitive_host_dirs_not_mounted(c: ContainerView, _: Context) -> Result:
     # A sensitive directory itself fails in any mode; a file or folder below one fails only
@@ -124,10 +142,13 @@ def ports_bound_to_interface(c: ContainerView, _: Context) -> Result:
     controls={CIS: ("5.10",), SOC2: ("CC6.1", "CC6.6")},
     remediation="Recreate it without --network=host; publish the needed ports instead.",
     requires=CONTAINER,
+    version=2,
 )
-def host_network_not_shared(c: ContainerView, _: Context) -> Result:
-    mode = c.network_mode
-    return (failed if mode == "host" else passed)(f"HostConfig.NetworkMode={mode or chr(34) * 2}")
+def host_network_not_shared(c: ContainerView, ctx: Context) -> Result:
+    mode, shown = ctx.namespace_mode(c, "NetworkMode")
+    if mode == "unknown":
+        return errored(one_line(shown))
+    return (failed if mode == "host" else passed)(one_line(shown))
 
 
 @check(
@@ -203,13 +224,13 @@ def default_bridge_unused(c: ContainerView, _: Context) -> Result:
     remediation="Remove the docker.sock mount; if a tool needs the API, give it a filtering, "
     "read-only socket proxy.",
     requires=(KIND_CONTAINER, KIND_HOST),
-    version=2,
+    version=3,
 )
 def docker_socket_not_mounted(c: ContainerView, ctx: Context) -> Result:
     # The socket itself, or any directory that holds it (/run, the -H unix:// socket's folder, /).
     sockets = {_norm(p) for p in ctx.docker_sockets()}
     for m in c.mounts:
-        raw = str(m.get("Source") or "")
+        raw = _bound_device(m) or str(m.get("Source") or "")
         src, dst = _norm(raw), str(m.get("Destination") or "")
         holds_socket = any(s == src or s.startswith(src.rstrip("/") + "/") for s in sockets) if raw else False
         if holds_socket or src.endswith("/docker.sock") or dst.endswith("/docker.sock") or src == "/run":

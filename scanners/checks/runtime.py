@@ -23,6 +23,7 @@ from scanners.checks.base import (
     Scope,
     Severity,
     check,
+    errored,
     failed,
     not_applicable,
     one_line,
@@ -137,10 +138,11 @@ def privileged_disabled(c: ContainerView, _: Context) -> Result:
     return (failed if value else passed)(f"HostConfig.Privileged={str(value).lower()}")
 
 
-def _namespace(c: ContainerView, field: str) -> Result:
-    mode = str(c.host_config.get(field) or "")
-    shown = f'HostConfig.{field}={mode or chr(34) * 2}'
-    return (failed if mode == "host" else passed)(shown)
+def _namespace(c: ContainerView, ctx: Context, field: str) -> Result:
+    mode, shown = ctx.namespace_mode(c, field)
+    if mode == "unknown":
+        return errored(one_line(shown))
+    return (failed if mode == "host" else passed)(one_line(shown))
 
 
 @check(
@@ -151,9 +153,10 @@ def _namespace(c: ContainerView, field: str) -> Result:
     controls={CIS: ("5.16",), SOC2: ("CC6.1", "CC6.3")},
     remediation="Recreate it without --pid=host.",
     requires=CONTAINER,
+    version=2,
 )
-def host_pid_not_shared(c: ContainerView, _: Context) -> Result:
-    return _namespace(c, "PidMode")
+def host_pid_not_shared(c: ContainerView, ctx: Context) -> Result:
+    return _namespace(c, ctx, "PidMode")
 
 
 @check(
@@ -164,9 +167,10 @@ def host_pid_not_shared(c: ContainerView, _: Context) -> Result:
     controls={CIS: ("5.17",), SOC2: ("CC6.1",)},
     remediation="Recreate it without --ipc=host.",
     requires=CONTAINER,
+    version=2,
 )
-def host_ipc_not_shared(c: ContainerView, _: Context) -> Result:
-    return _namespace(c, "IpcMode")
+def host_ipc_not_shared(c: ContainerView, ctx: Context) -> Result:
+    return _namespace(c, ctx, "IpcMode")
 
 
 @check(
@@ -177,9 +181,10 @@ def host_ipc_not_shared(c: ContainerView, _: Context) -> Result:
     controls={CIS: ("5.21",), SOC2: ("CC6.1",)},
     remediation="Recreate it without --uts=host.",
     requires=CONTAINER,
+    version=2,
 )
-def host_uts_not_shared(c: ContainerView, _: Context) -> Result:
-    return _namespace(c, "UTSMode")
+def host_uts_not_shared(c: ContainerView, ctx: Context) -> Result:
+    return _namespace(c, ctx, "UTSMode")
 
 
 @check(
@@ -195,7 +200,7 @@ def host_userns_not_shared(c: ContainerView, ctx: Context) -> Result:
     # Without remapping every container shares the host user namespace; 2.10 reports that once.
     if "userns" not in ctx.security_options and ctx.info:
         return not_applicable("daemon has no userns-remap (see 2.10); nothing to opt out of")
-    return _namespace(c, "UsernsMode")
+    return _namespace(c, ctx, "UsernsMode")
 
 
 @check(

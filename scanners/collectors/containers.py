@@ -7,8 +7,10 @@ on a busy host, short-lived containers come and go during every scan.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+import docker.errors
 from docker.api import APIClient
 
 from scanners.collectors._common import DEFAULT_WORKERS, Progress, call, inspect_all
@@ -57,4 +59,39 @@ def collect_containers(
     found, warnings = inspect_all(ids, fetch, kind="container", deadline=deadline, progress=progress, workers=workers)
     result = [found[i] for i in ids if i in found]
     result.sort(key=lambda c: (c["name"], c["id"]))
+    attach_volume_options(api, result, deadline=deadline)
     return result, warnings
+
+
+_SECRET_OPT = re.compile(r"((?:pass(?:word)?|secret|token|key|credentials?)=)[^,]*", re.IGNORECASE)
+
+
+def volume_options(volume: dict[str, Any]) -> dict[str, Any]:
+    """What a volume really mounts: its driver and the local driver's type/device/o options
+    (a local volume with ``o=bind`` and ``device=/etc`` is a bind mount of /etc). Option
+    values that look like credentials (CIFS ``password=``) are dropped."""
+    opts = volume.get("Options") or {}
+    return {
+        "Driver": volume.get("Driver") or "",
+        "type": str(opts.get("type") or ""),
+        "device": str(opts.get("device") or ""),
+        "o": _SECRET_OPT.sub(r"\1<redacted>", str(opts.get("o") or "")),
+    }
+
+
+def attach_volume_options(api: APIClient, containers: list[ContainerEvidence], *, deadline: float | None) -> None:
+    """Add ``VolumeOptions`` to every named-volume mount: inspect only shows the volume's
+    name and its folder under the data root, not what it is backed by. One call per volume."""
+    names = sorted({str(m.get("Name")) for c in containers for m in c["inspect"].get("Mounts") or []
+                    if isinstance(m, dict) and m.get("Type") == "volume" and m.get("Name")})
+    options: dict[str, dict[str, Any]] = {}
+    for name in names:
+        try:
+            options[name] = volume_options(call(api.inspect_volume, name, doing=f"inspecting volume {name}",
+                                                deadline=deadline))
+        except docker.errors.NotFound:
+            continue  # removed meanwhile: the mount keeps what inspect said
+    for c in containers:
+        for m in c["inspect"].get("Mounts") or []:
+            if isinstance(m, dict) and m.get("Type") == "volume" and str(m.get("Name")) in options:
+                m["VolumeOptions"] = options[str(m.get("Name"))]

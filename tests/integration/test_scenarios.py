@@ -244,26 +244,18 @@ CONTAINER_SCENARIOS: list[ContainerScenario] = [
       "--network container:sc-net_host: it joins the namespace of a --net=host container, so "
       "it shares the host's network namespace without saying host itself.",
       {"5.10": (FAIL, "NetworkMode=container:"), "5.30": (NA, "has no network of its own")},
-      {"network_mode": "container:sc-net_host"},
-      bug="scanners/checks/network.py host_network_not_shared: NetworkMode=container:<id> of a "
-          "container whose NetworkMode=host passes; the check never resolves the joined container"),
+      {"network_mode": "container:sc-net_host"}),
     S("joins_host_pid_container",
       "--pid container:sc-pid_host: it joins the PID namespace of a --pid=host container.",
       {"5.16": (FAIL, "PidMode=container:")},
-      {"pid_mode": "container:sc-pid_host"},
-      bug="scanners/checks/runtime.py host_pid_not_shared (_namespace): PidMode=container:<id> of "
-          "a container whose PidMode=host passes (same for IpcMode); the joined container is "
-          "never resolved"),
+      {"pid_mode": "container:sc-pid_host"}),
     S("sensitive_dir_via_local_volume",
       "A named local volume with driver options type=none,o=bind,ro,device=/etc mounted at "
       "/host-etc: the container gets the host's /etc, but inspect shows Type=volume and "
       "Source=<data-root>/volumes/sc-etc/_data. Created only (the volume is never mounted).",
       {"5.6": (FAIL, "/etc"), "5.27": NOT_STARTED},
       lambda env: {"mounts": [docker.types.Mount("/host-etc", env.etc_volume, type="volume", read_only=True)]},
-      start=False,
-      bug="scanners/checks/network.py sensitive_host_dirs_not_mounted reads only Type=bind mounts "
-          "and scanners/collectors/containers.py collects no volume definitions (GET "
-          "/volumes/{name} Options device/o=bind), so a bind-backed local volume of /etc passes"),
+      start=False),
     S("no_memory_limit", "No --memory.", {"5.11": (FAIL, "HostConfig.Memory=0 (unlimited)")},
       {"mem_limit": DROP}),
     S("no_cpu_limit", "No --cpus / --cpu-shares.",
@@ -585,11 +577,7 @@ DAEMON_SCENARIOS: list[DaemonScenario] = [
       "reads and stats that file; 3.18 must judge it.",
       {}, config_mode=0o666,
       host_expect=lambda d: {"3.18": (FAIL, f"{d.config_path} mode=0666"),
-                             "3.17": (PASS, f"{d.config_path} owner=root:root")},
-      bug="scanners/checks/files.py daemon_json_owner/daemon_json_mode (and host.py "
-          "audit_daemon_json, 1.1.11) only look at /etc/docker/daemon.json: with dockerd "
-          "--config-file elsewhere they say 'absent' (not_applicable) although the probe "
-          "stats the effective file"),
+                             "3.17": (PASS, f"{d.config_path} owner=root:root")}),
 ]
 DAEMON_CONTAINERS: dict[str, dict[str, Mapping[str, Any]]] = {
     "daemon_baseline": {"sc-inherits-nnp": INHERITS_NNP, "sc-hardened": HARDENED_ON_DAEMON,

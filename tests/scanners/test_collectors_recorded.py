@@ -132,3 +132,15 @@ def test_recorded_evidence_is_storable():
     text = json.dumps(sanitize(docs), ensure_ascii=False)
     assert "\\u0000" not in text
     text.encode("utf-8")
+
+
+def test_it_keeps_what_a_volume_mounts_but_not_its_credentials():
+    from scanners.collectors.containers import volume_options
+
+    cifs = {"Driver": "local", "Options": {"type": "cifs", "device": "//files/share",
+                                           "o": "username=svc,password=hunter2canary,vers=3.0"}}
+    assert volume_options(cifs) == {"Driver": "local", "type": "cifs", "device": "//files/share",
+                                    "o": "username=svc,password=<redacted>,vers=3.0"}
+    bind = {"Driver": "local", "Options": {"type": "none", "o": "bind", "device": "/etc"}}
+    assert volume_options(bind)["device"] == "/etc"
+    assert volume_options({"Driver": "local", "Options": None}) == {"Driver": "local", "type": "", "device": "", "o": ""}

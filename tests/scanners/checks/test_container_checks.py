@@ -102,6 +102,21 @@ def test_it_checks_host_namespaces(check_fn, field):
     assert evaluate(check_fn, snapshot(), "rec-hardened")[0] is PASS
 
 
+@pytest.mark.parametrize(("check_fn", "field"), [
+    (rt.host_pid_not_shared, "PidMode"), (rt.host_ipc_not_shared, "IpcMode"),
+    (n.host_network_not_shared, "NetworkMode")])
+def test_it_follows_a_namespace_joined_from_another_container(check_fn, field):
+    snap = snapshot()
+    joiner = container(snap, "rec-hardened")
+    joiner["HostConfig"][field] = "container:" + next(c["id"] for c in snap["containers"] if c["name"] == "rec-hostns")[:12]
+    host_side = container(snap, "rec-hostns")
+    host_side["HostConfig"][field] = "host"
+    status, detail = evaluate(check_fn, snap, "rec-hardened")
+    assert status is FAIL and detail.endswith(f"-> rec-hostns: {field}=host")
+    joiner["HostConfig"][field] = "container:gone"
+    assert evaluate(check_fn, snap, "rec-hardened")[0] is Status.ERROR
+
+
 def test_it_checks_the_user_namespace_only_where_remapping_is_on():
     assert evaluate(rt.host_userns_not_shared, snapshot(), "rec-hostns")[0] is NA
     snap = _with_security_options("name=userns")
@@ -352,3 +367,16 @@ def test_it_treats_zero_and_minus_one_pids_limits_as_unlimited(raw):
     snap = snapshot()
     container(snap, "rec-default")["HostConfig"]["PidsLimit"] = raw
     assert evaluate(r.pids_limited, snap, "rec-default") == (FAIL, f"HostConfig.PidsLimit={raw} (unlimited)")
+
+
+@pytest.mark.parametrize(("options", "status"), [
+    ({"Driver": "local", "type": "none", "o": "bind", "device": "/etc"}, FAIL),  # a bind of /etc in disguise
+    ({"Driver": "local", "type": "none", "o": "bind,ro", "device": "/srv/data"}, PASS),
+    ({"Driver": "local", "type": "", "o": "", "device": ""}, PASS),  # a plain named volume
+])
+def test_it_sees_host_directories_behind_bind_backed_volumes(options, status):
+    snap = snapshot()
+    mount = container(snap, "rec-hardened")["Mounts"][0]
+    mount.update(Type="volume", Name="cfg", Source="/var/lib/docker/volumes/cfg/_data", Destination="/cfg",
+                 RW=True, VolumeOptions=options)
+    assert evaluate(n.sensitive_host_dirs_not_mounted, snap, "rec-hardened")[0] is status

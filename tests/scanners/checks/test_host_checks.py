@@ -274,3 +274,13 @@ def test_it_reads_the_real_probes_view_of_the_test_daemon():
     assert evaluate(d.iptables_enabled, snap) == (FAIL, "dockerd --iptables=false")
     assert evaluate(h.docker_root_separate_mount, snap)[0] is FAIL  # dockerd's self-bind only
     assert evaluate(f.docker_sock_mode, snap)[1].startswith("/tmp/h2d/docker.sock mode=")
+
+
+def test_it_checks_the_config_file_dockerd_was_started_with():
+    snap = snapshot(host="host-good.json")
+    snap["host"]["dockerd_cmdline"] = [*snap["host"]["dockerd_cmdline"], "--config-file", "/srv/docker/conf.json"]
+    snap["host"]["files"]["/srv/docker/conf.json"] = {
+        "exists": True, "type": "regular file", "mode": "0666", "uid": 0, "gid": 0, "owner": "root", "group": "root"}
+    assert evaluate(f.daemon_json_mode, snap) == (FAIL, "/srv/docker/conf.json mode=0666 (at most 0644)")
+    assert evaluate(f.daemon_json_owner, snap)[0] is PASS
+    assert "/srv/docker/conf.json" in evaluate(h.audit_daemon_json, snap)[1]
