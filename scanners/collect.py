@@ -38,7 +38,8 @@ from scanners.collectors._common import check_deadline
 from scanners.collectors.containers import collect_containers
 from scanners.collectors.daemon import collect_daemon
 from scanners.collectors.images import collect_images
-from scanners.collectors.probe import run_probe
+from scanners.collectors.probe import failed_probe_evidence, run_probe
+from scanners.errors import ProbeFailed
 from scanners.sanitize import sanitize
 from scanners.snapshot import SCANNER_VERSION, Snapshot
 
@@ -63,8 +64,16 @@ def collect(
     say("listing containers")
     containers, container_warnings = collect_containers(api, deadline=deadline, progress=say)
     host = None
+    probe_warnings: list = []
     if probe_image:
-        host = run_probe(api, image=probe_image, info=daemon["info"], deadline=deadline, progress=say)
+        try:
+            host = run_probe(api, image=probe_image, info=daemon["info"], deadline=deadline, progress=say)
+        except ProbeFailed as exc:
+            # The daemon answers; only the probe could not run. Keep the scan, and let every
+            # host check say "error: host probe failed: <reason>" (never a pass).
+            say(f"probe failed: {exc.reason}")
+            host = failed_probe_evidence(probe_image, daemon["info"], exc.reason)
+            probe_warnings.append({"resource_type": "host", "resource": "probe", "message": exc.reason})
     check_deadline(deadline, "finishing the scan")
 
     snapshot: Snapshot = sanitize(
@@ -74,7 +83,7 @@ def collect(
             "images": images,
             "containers": containers,
             "host": host,
-            "warnings": image_warnings + container_warnings,
+            "warnings": image_warnings + container_warnings + probe_warnings,
         }
     )
     # Sort again after sanitizing: replacing NUL or cutting a name can change the order.

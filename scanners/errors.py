@@ -75,6 +75,15 @@ class ConfigError(ScanError):
     """The host configuration itself is unusable (bad URL scheme, half a key pair...)."""
 
 
+class ProbeFailed(ScanError):
+    """The host probe could not run (image missing, container refused, script failed) while
+    the daemon itself answers: the rest of the scan is kept, host checks report the reason."""
+
+
+#: Failures of the connection itself: a scan cannot go on after one of these.
+FATAL = (HostUnreachable, NotDocker, TLSFailure, DaemonLost, ScanTimeout, ConfigError)
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
     """Walk an exception, its ``args`` that are exceptions, ``__cause__`` and ``__context__``.
 

@@ -32,6 +32,11 @@ from scanners.snapshot import (
     KIND_IMAGE,
 )
 
+#: Bump when logic shared by many checks changes (Context parsing, the runner itself): it is
+#: part of the engine version, so stored evidence is re-scored instead of reusing old verdicts.
+#: A change to one check bumps that check's own ``version`` instead.
+ENGINE_REVISION = 2
+
 _SNAPSHOT_KEYS = {KIND_DAEMON_INFO: "daemon", KIND_DAEMON_VERSION: "daemon", KIND_HOST: "probe"}
 
 
@@ -89,4 +94,4 @@ def run_checks(snapshot: Mapping[str, Any], checks: Iterable[CheckSpec] | None =
     return findings
 
 
-__all__ = ["run_checks"]
+__all__ = ["ENGINE_REVISION", "run_checks"]

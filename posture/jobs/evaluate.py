@@ -20,7 +20,7 @@ from posture.choices import ScanState
 from posture.jobs.ingest import canonical_json, load_snapshot, sha256_hex
 from posture.models import CheckResult, Control, ControlResult, Evaluation, ResultSet, ScanRun
 from scanners import registry
-from scanners.runner import run_checks
+from scanners.runner import ENGINE_REVISION, run_checks
 
 # Worst first: a control is as bad as the worst result behind it.
 STATUS_ORDER = ("fail", "error", "manual", "pass", "not_applicable")
@@ -30,8 +30,11 @@ COUNT_FIELD = {"pass": "passed", "fail": "failed", "not_applicable": "not_applic
 
 @lru_cache(maxsize=1)
 def engine_version() -> str:
-    """Digest of every check id and version: changes exactly when verdicts may change."""
-    text = "\n".join(f"{s.id}:{s.version}" for s in sorted(registry.all_checks(), key=lambda s: s.id))
+    """Digest of the engine revision and every check id and version: changes exactly when
+    verdicts may change."""
+    text = f"engine:{ENGINE_REVISION}\n" + "\n".join(
+        f"{s.id}:{s.version}" for s in sorted(registry.all_checks(), key=lambda s: s.id)
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -326,7 +326,14 @@ class Context:
         """not_applicable when the probe is off; None when host evidence exists."""
         if self.host is None:
             return not_applicable(NO_PROBE)
+        if self.probe_failed:
+            return self.unreported("anything")
         return None
+
+    @property
+    def probe_failed(self) -> bool:
+        """The probe was on but could not run at all: no file reported, a reason given."""
+        return bool(self.host is not None and not self.host.get("files") and self.host.get("errors"))
 
     def file(self, path: str) -> dict[str, Any] | None:
         files = (self.host or {}).get("files") or {}
@@ -344,6 +351,8 @@ class Context:
         """(effective setting, None) or (None, a not_applicable/error result to return)."""
         if self.host is None or self.daemon is None:
             return None, not_applicable(NO_PROBE)
+        if self.probe_failed:
+            return None, self.unreported(key)
         setting = self.daemon.get(key)
         if setting is None:
             reason = self.daemon.unknown_reason(key)

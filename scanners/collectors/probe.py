@@ -65,7 +65,7 @@ from scanners.collectors.probe_parse import (
     parse_stat,
     referenced_paths,
 )
-from scanners.errors import ScanError, one_line
+from scanners.errors import FATAL, ProbeFailed, ScanError, one_line
 from scanners.redact import scrub_text
 
 __all__ = [
@@ -247,7 +247,7 @@ class Prober:
         records = parse_records(stdout, delimiter)
         if exit_code != 0 or (not records and any(op in ("S", "C") for op in ops)):
             detail = one_line((stderr or stdout).decode("utf-8", "replace"), 300)
-            raise ScanError(
+            raise ProbeFailed(
                 f"the host probe script failed while {doing} (exit code {exit_code}): "
                 f"{detail or 'no output'}; the probe image needs sh, stat, cat and ls"
             )
@@ -260,7 +260,7 @@ def _ensure_image(api: APIClient, image: str, deadline: float | None) -> None:
     try:
         call(api.inspect_image, image, doing="checking the probe image", deadline=deadline)
     except docker.errors.NotFound:
-        raise ScanError(
+        raise ProbeFailed(
             f"probe image {image!r} is not present on the Docker host and is never pulled; "
             f"provide it there (e.g. `docker pull {image}` or `docker load` on the host) "
             "or configure a local image that has sh, stat, cat and ls"
@@ -326,8 +326,9 @@ def run_probe(
     say = progress or (lambda _m: None)
     _ensure_image(api, image, deadline)
     say("probe: starting container")
-    container_id = _start_container(api, image, info, deadline)
+    container_id = None
     try:
+        container_id = _start_container(api, image, info, deadline)
         call(api.start, container_id, doing="starting the probe container", deadline=deadline)
         if on_started:
             on_started(container_id)
@@ -335,9 +336,26 @@ def run_probe(
         evidence = collect_host(Prober(api, container_id, deadline), info)
         evidence["probe_image"] = image
         return evidence
+    except ScanError as exc:
+        if isinstance(exc, (ProbeFailed, *FATAL)):
+            raise
+        raise ProbeFailed(f"the host probe container failed: {exc.reason}") from exc
+    except docker.errors.APIError as exc:  # the daemon answered, and refused the probe
+        raise ProbeFailed(f"the daemon refused the host probe container: {one_line(exc.explanation or exc, 300)}") from exc
     finally:
-        with contextlib.suppress(Exception):
-            api.remove_container(container_id, force=True)
+        if container_id is not None:
+            with contextlib.suppress(Exception):
+                api.remove_container(container_id, force=True)
+
+
+def failed_probe_evidence(image: str, info: dict[str, Any], reason: str) -> HostEvidence:
+    """HostEvidence for a probe that could not run: no files, the reason in ``errors``, so
+    host checks say ``error`` with it instead of passing or vanishing."""
+    return {
+        "probe_image": image, "files": {}, "contents": {}, "daemon_json": None, "daemon_json_error": None,
+        "dockerd_cmdline": None, "mounts": [], "docker_root_dir": str(info.get("DockerRootDir") or DEFAULT_DATA_ROOT),
+        "docker_root_is_mount": None, "docker_group_members": None, "errors": [reason],
+    }
 
 
 def collect_host(probe: Prober, info: dict[str, Any]) -> HostEvidence:

@@ -20,7 +20,8 @@ import pytest
 from scanners.client import HostConfig, open_client
 from scanners.collect import collect
 from scanners.collectors.probe import FIXED_STAT_PATHS, PROBE_LABEL, run_probe
-from scanners.errors import ScanError, ScanTimeout
+from scanners.errors import ProbeFailed, ScanTimeout
+from scanners.runner import run_checks
 from tests.support.dockerd import BASE_IMAGE, find_busybox
 
 pytestmark = pytest.mark.docker
@@ -187,17 +188,32 @@ def sleep_only_image(dockerd):
     client.close()
 
 
+def _probe_failure(snap) -> str:
+    """A failed probe keeps the scan: host evidence carries the reason, and a warning says it."""
+    assert snap["host"]["files"] == {} and len(snap["host"]["errors"]) == 1
+    reason = snap["host"]["errors"][0]
+    assert {"resource_type": "host", "resource": "probe", "message": reason} in snap["warnings"]
+    return reason
+
+
 def test_it_removes_the_probe_container_when_the_script_fails(dockerd, sleep_only_image):
     with open_client(HostConfig(url=dockerd.url)) as client:
-        with pytest.raises(ScanError, match="probe script failed.*needs sh, stat, cat and ls"):
-            collect(client, probe_image=sleep_only_image)
+        with pytest.raises(ProbeFailed, match="probe script failed.*needs sh, stat, cat and ls"):
+            run_probe(client, image=sleep_only_image, info=client.api.info())
+        snap = collect(client, probe_image=sleep_only_image)
+        assert "probe script failed" in _probe_failure(snap)
         assert _probe_containers(client) == []
 
 
-def test_it_never_pulls_a_missing_probe_image(dockerd):
+def test_it_never_pulls_a_missing_probe_image_and_keeps_the_rest_of_the_scan(dockerd):
     with open_client(HostConfig(url=dockerd.url)) as client:
-        with pytest.raises(ScanError, match="'h1test/absent:1' is not present on the Docker host and is never pulled"):
-            collect(client, probe_image="h1test/absent:1")
+        snap = collect(client, probe_image="h1test/absent:1")
+        assert "'h1test/absent:1' is not present on the Docker host and is never pulled" in _probe_failure(snap)
+        assert snap["daemon"]["info"] and snap["images"]  # the rest of the evidence is there
         with pytest.raises(docker.errors.ImageNotFound):
             client.api.inspect_image("h1test/absent:1")
         assert _probe_containers(client) == []
+    # Missing evidence is never a pass: every host-scope check reports the probe's reason.
+    host_findings = [f for f in run_checks(snap) if f.resource_type == "host" and f.check_id.startswith("host.")]
+    assert host_findings and all(f.status.value in ("error", "manual") for f in host_findings)
+    assert any("host probe failed: probe image 'h1test/absent:1'" in f.detail for f in host_findings)
