@@ -68,16 +68,18 @@ def _store_result_set(findings) -> ResultSet:
     for row in rows:
         counts[row[4]] += 1
     with transaction.atomic():
-        ResultSet.objects.bulk_create([ResultSet(digest=digest, finding_count=len(rows), counts=dict(counts))],
-                                      ignore_conflicts=True)
-        result_set = ResultSet.objects.get(digest=digest)
-        if result_set.results.exists():  # another worker stored it meanwhile
+        result_set, _ = ResultSet.objects.get_or_create(
+            digest=digest, defaults={"finding_count": len(rows), "counts": dict(counts)}
+        )
+        # Lock the set: two workers scoring the same evidence at once store its rows once.
+        result_set = ResultSet.objects.select_for_update().get(pk=digest)
+        if result_set.results.exists():
             return result_set
         CheckResult.objects.bulk_create(
-            [CheckResult(result_set=result_set, check_id=c, check_version=v, resource_type=rt, resource=r[:300],
+            [CheckResult(result_set=result_set, check_id=c, check_version=v, resource_type=rt, resource=r,
                          status=st, detail=d, evidence_kind=ek, evidence_key=key)
              for c, v, rt, r, st, d, ek, key in rows],
-            batch_size=1000, ignore_conflicts=True,
+            batch_size=1000,
         )
         controls = {(c.framework.slug, c.ref): c for c in Control.objects.select_related("framework")}
         per_control: dict[int, list[str]] = defaultdict(list)

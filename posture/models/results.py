@@ -34,17 +34,19 @@ class CheckResult(models.Model):
     check_id = models.CharField(max_length=100, db_index=True)
     check_version = models.PositiveIntegerField()
     resource_type = models.CharField(max_length=16)
-    resource = models.CharField(max_length=300)
+    # Container and image names are attacker-controlled and unbounded: never truncated, so a
+    # long look-alike name cannot collide with (and hide behind) another resource's result.
+    resource = models.TextField()
     status = models.CharField(max_length=16)
     detail = models.TextField()
     evidence_kind = models.CharField(max_length=32, blank=True)
     evidence_key = models.CharField(max_length=255, blank=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["result_set", "check_id", "resource_type", "resource"], name="check_result_unique"),
+        indexes = [
+            models.Index(fields=["result_set", "status"], name="check_result_set_status"),
+            models.Index(fields=["result_set", "check_id"], name="check_result_set_check"),
         ]
-        indexes = [models.Index(fields=["result_set", "status"], name="check_result_set_status")]
 
     def __str__(self) -> str:
         return f"{self.check_id} {self.resource}: {self.status}"

@@ -168,3 +168,16 @@ def test_it_reevaluates_stored_scans_keeping_old_results(host):
     assert len(evaluations) == 2 and evaluations[0].pk == first.pk
     assert not evaluations[0].current and evaluations[1].current
     assert evaluations[1].result_set_id == first.result_set_id
+
+
+def test_it_keeps_results_of_look_alike_long_names_apart(host):
+    """Names are attacker-controlled: two 400-character names that differ only at the end
+    must not collide into one stored result."""
+    snap = copy.deepcopy(SNAPSHOT)
+    privileged = next(c for c in snap["containers"] if c["name"] == "rec-privileged")
+    hardened = next(c for c in snap["containers"] if c["name"] == "rec-hardened")
+    privileged["name"], hardened["name"] = "a" * 400 + "-evil", "a" * 400 + "-good"
+    scan = stored_scan(host, snap)
+    evaluate_scan(scan)
+    rows = {r["resource"]: r["status"] for r in scan_results(scan) if r["check"] == "container.privileged_disabled"}
+    assert rows["a" * 400 + "-evil"] == "fail" and rows["a" * 400 + "-good"] == "pass"
