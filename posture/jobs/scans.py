@@ -60,11 +60,13 @@ class LeaseLost(Exception):
 def request_scan(host: DockerHost, trigger: str = Trigger.MANUAL) -> tuple[ScanRun, bool]:
     """The scan to run for a host now: the one already queued or running, else a new one.
 
-    Returns (scan, created)."""
-    active = host.scans.filter(state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("id").first()
-    if active:
-        return active, False
-    return ScanRun.objects.create(host=host, trigger=trigger), True
+    Returns (scan, created). The host row is locked so two requests at once queue one scan."""
+    with transaction.atomic():
+        DockerHost.objects.select_for_update().filter(pk=host.pk).first()
+        active = ScanRun.objects.filter(host=host, state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("id").first()
+        if active:
+            return active, False
+        return ScanRun.objects.create(host=host, trigger=trigger), True
 
 
 def claim(scan_id: int, worker: str) -> Result:
