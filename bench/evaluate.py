@@ -28,12 +28,13 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._db import setup_django  # noqa: E402
+
 RECORDED = ROOT / "tests" / "fixtures" / "checks" / "snapshot.json"
 DOCKER_BENCH_INSPECTS_PER_CONTAINER = 28
 
@@ -62,29 +63,6 @@ def timed(fn):
     t0 = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - t0
-
-
-def setup_django(stack: contextlib.ExitStack) -> None:
-    from tests.support import runner
-
-    server = os.environ.get("DATABASE_URL") or stack.enter_context(runner.throwaway_postgres())
-    import psycopg2
-
-    admin = psycopg2.connect(server)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute("DROP DATABASE IF EXISTS posture_bench")
-        cur.execute("CREATE DATABASE posture_bench")
-    admin.close()
-    os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/posture_bench"
-    os.environ.setdefault("POSTURE_VAR_DIR", stack.enter_context(tempfile.TemporaryDirectory()))
-    os.environ["DJANGO_SETTINGS_MODULE"] = "posture.settings"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def stored_scan(host, snapshot):

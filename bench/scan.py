@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import os
 import sys
 import tarfile
 import time
@@ -27,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._db import setup_django  # noqa: E402
 
 
 def best_of(fn, runs: int) -> float:
@@ -93,28 +93,10 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="timing runs (best is printed)")
     args = parser.parse_args()
 
-    from tests.support import runner
     from tests.support.dockerd import PrivateDaemon, make_base_image
 
     with contextlib.ExitStack() as stack:
-        server = os.environ.get("DATABASE_URL") or stack.enter_context(runner.throwaway_postgres())
-        import psycopg2
-
-        admin = psycopg2.connect(server)
-        admin.autocommit = True
-        with admin.cursor() as cur:
-            cur.execute("DROP DATABASE IF EXISTS posture_bench")
-            cur.execute("CREATE DATABASE posture_bench")
-        admin.close()
-        os.environ["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/posture_bench"
-        os.environ.setdefault("POSTURE_VAR_DIR", stack.enter_context(__import__("tempfile").TemporaryDirectory()))
-        os.environ["DJANGO_SETTINGS_MODULE"] = "posture.settings"
-        import django
-
-        django.setup()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
+        setup_django(stack)
         from posture.jobs.scans import execute_scan
         from posture.models import DockerHost, ScanRun
         from scanners.client import HostConfig, open_client

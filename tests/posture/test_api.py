@@ -5,37 +5,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from posture.choices import ScanState
-from posture.jobs import ingest
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost, ScanRun
+from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
-SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
-
-
-def member(name: str, group: str | None) -> User:
-    user = User.objects.create_user(name, password="x")
-    if group:
-        user.groups.add(Group.objects.get_or_create(name=group)[0])
-    return user
-
-
-@pytest.fixture
-def personas():
-    return {
-        "admin": User.objects.create_superuser("admin", "", "x"),
-        "operator": member("olive", "operator"),
-        "auditor": member("audrey", "auditor"),
-        "outsider": member("otto", None),
-    }
 
 
 def client_for(user: User | None) -> APIClient:
@@ -96,10 +77,8 @@ def test_it_lists_scans_in_a_fixed_number_of_queries(personas, host, django_asse
 
 
 def test_it_serves_results_with_filters_and_the_exception_workflow(personas, host):
-    stored = ingest.store_snapshot(SNAPSHOT)
+    scan = stored_scan(host, SNAPSHOT)
     now = timezone.now()
-    scan = ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
-                                  started_at=now, finished_at=now)
     evaluate_scan(scan)
     auditor, operator, admin = (client_for(personas[p]) for p in ("auditor", "operator", "admin"))
     failing = auditor.get(f"/api/v1/scans/{scan.pk}/results/?status=fail&check=container.privileged_disabled").json()

@@ -4,56 +4,25 @@ sets, deltas, exceptions and attestations applied as of a moment, re-evaluation.
 from __future__ import annotations
 
 import copy
-import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
-from posture.choices import ScanState
 from posture.jobs import exceptions as workflow
-from posture.jobs import ingest
 from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.rollup import control_rollup, scan_results
-from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet, ScanRun
+from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet
+from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
-SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
-
-
-def stored_scan(host: DockerHost, snapshot: dict) -> ScanRun:
-    stored = ingest.store_snapshot(snapshot)
-    now = timezone.now()
-    return ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
-                                  started_at=now, finished_at=now, warnings=snapshot.get("warnings", []))
 
 
 @pytest.fixture
 def host():
     return DockerHost.objects.create(name="h1", url="unix:///x.sock")
-
-
-@pytest.fixture
-def admin():
-    return User.objects.create_superuser("admin", "", "x")
-
-
-@pytest.fixture
-def operator():
-    user = User.objects.create_user("olive", password="x")
-    user.groups.add(Group.objects.get_or_create(name="operator")[0])
-    return user
-
-
-@pytest.fixture
-def auditor():
-    user = User.objects.create_user("audrey", password="x")
-    user.groups.add(Group.objects.get_or_create(name="auditor")[0])
-    return user
 
 
 def result(results, check, resource):

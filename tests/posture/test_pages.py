@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
-from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import Group, User
-from django.utils import timezone
+from django.contrib.auth.models import User
 
-from posture.choices import ScanState
-from posture.jobs import ingest
 from posture.jobs.evaluate import evaluate_scan
-from posture.models import DockerHost, ScanRun
+from posture.models import DockerHost
+from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
-SNAPSHOT = json.loads((Path(__file__).parents[1] / "fixtures" / "checks" / "snapshot.json").read_text())
 HOSTILE = '<script>alert("x")</script>'
-
-
-@pytest.fixture
-def auditor():
-    user = User.objects.create_user("audrey", password="x")
-    user.groups.add(Group.objects.get_or_create(name="auditor")[0])
-    return user
 
 
 @pytest.fixture
@@ -33,10 +21,7 @@ def hostile_scan():
     snap = copy.deepcopy(SNAPSHOT)
     snap["containers"][0]["name"] = f"evil{HOSTILE}"
     snap["containers"][0]["inspect"]["Config"]["Env"] = [{"name": f"X{HOSTILE}", "looks_secret": False}]
-    stored = ingest.store_snapshot(snap)
-    now = timezone.now()
-    scan = ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
-                                  started_at=now, finished_at=now, counts={"images": 4, "containers": 8})
+    scan = stored_scan(host, snap, counts={"images": 4, "containers": 8})
     evaluate_scan(scan)
     return scan
 
