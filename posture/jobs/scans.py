@@ -16,6 +16,7 @@ import enum
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -103,7 +104,8 @@ class Heartbeat:
 
     If the fenced update matches no row, the lease was taken over: ``check()`` raises."""
 
-    def __init__(self, scan: ScanRun):
+    def __init__(self, scan: ScanRun, echo: Callable[[str], None] | None = None):
+        self.echo = echo
         self.scan_id = scan.pk
         self.attempt = scan.attempts
         self.lines: list[str] = []
@@ -125,6 +127,8 @@ class Heartbeat:
         stamp = timezone.now().strftime("%H:%M:%S")
         self.lines.append(f"{stamp} {message}")
         del self.lines[:-LOG_LINES]
+        if self.echo:
+            self.echo(message)
         self._dirty = True
         self.check()
 
@@ -210,8 +214,10 @@ def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
         return bool(updated)
 
 
-def execute_scan(scan_id: int, *, worker: str) -> Result:
-    """Claim and run one scan to an end state. Safe to call any number of times per scan."""
+def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | None = None) -> Result:
+    """Claim and run one scan to an end state. Safe to call any number of times per scan.
+
+    ``echo`` also receives each progress line (the ``scan`` command prints them with -v 2)."""
     result = claim(scan_id, worker)
     if result.outcome is not Outcome.FINISHED:
         return result
@@ -219,7 +225,7 @@ def execute_scan(scan_id: int, *, worker: str) -> Result:
     host = scan.host
     deadline = time.monotonic() + settings.POSTURE_SCAN_TIMEOUT
     probe_image = settings.POSTURE_PROBE_IMAGE if host.probe_enabled else None
-    with Heartbeat(scan) as hb:
+    with Heartbeat(scan, echo) as hb:
         try:
             hb.progress(f"attempt {scan.attempts} on {worker}: connecting to {host.url}")
             with open_client(host.host_config()) as client:

@@ -41,7 +41,7 @@ def scan_json(scan: ScanRun, results: list | None = None) -> dict:
 
 
 class Command(BaseCommand):
-    help = "Scan one registered host now (synchronously, no broker needed). Exit 0 on success."
+    help = "Scan one registered host now (synchronously, no broker needed). Exit 0 on success; -v 2 shows progress."
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -54,7 +54,8 @@ class Command(BaseCommand):
             raise CommandError(f"no host named {name!r} (known: {known}); add one with: manage.py addhost NAME URL")
         scan = ScanRun.objects.create(host=host, trigger=Trigger.CLI)
         t0 = time.monotonic()
-        result = scans.execute_scan(scan.pk, worker=f"cli:{os.getpid()}")
+        echo = (lambda line: self.stderr.write(f"  {line}")) if opts.get("verbosity", 1) >= 2 else None
+        result = scans.execute_scan(scan.pk, worker=f"cli:{os.getpid()}", echo=echo)
         if result.outcome is scans.Outcome.BUSY:
             running = host.scans.filter(state=ScanState.RUNNING).first()
             scan.state, scan.error = ScanState.FAILED, (
