@@ -23,6 +23,26 @@ class DockerHostSerializer(serializers.ModelSerializer):
     def get_current_scan(self, host: DockerHost) -> int | None:
         return getattr(host, "current_scan_id", None)
 
+    def validate(self, attrs: dict) -> dict:
+        """TLS material is checked before it is stored (readable PEM, key matching the
+        certificate, not expired), as `manage.py addhost` does."""
+        from scanners.client import HostConfig, validate_tls
+        from scanners.errors import TLSFailure
+
+        tls = {k: attrs.get(k, getattr(self.instance, k, "") if self.instance else "") or ""
+               for k in ("tls_ca", "tls_cert", "tls_key")}
+        if any(attrs.get(k) for k in tls):
+            url = attrs.get("url") or (self.instance.url if self.instance else "")
+            if not url.startswith("tcp://"):
+                raise serializers.ValidationError({"url": "TLS material only applies to tcp:// URLs"})
+            if not all(tls.values()):
+                raise serializers.ValidationError({"tls_key": "TLS needs all three of tls_ca, tls_cert and tls_key"})
+            try:
+                validate_tls(HostConfig(url=url, tls_ca=tls["tls_ca"], tls_cert=tls["tls_cert"], tls_key=tls["tls_key"]))
+            except TLSFailure as exc:
+                raise serializers.ValidationError({"tls_cert": f"TLS files refused: {exc}"}) from None
+        return attrs
+
 
 class ScanRunSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all())

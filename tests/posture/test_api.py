@@ -127,3 +127,21 @@ def test_it_refuses_to_attest_an_automated_check(personas):
         "check_id": "container.privileged_disabled", "statement": "trust me",
         "valid_until": (timezone.now() + timedelta(days=1)).isoformat()}, format="json")
     assert response.status_code == 400 and "manual checks" in response.content.decode()
+
+
+def test_it_checks_tls_material_before_storing_it(personas):
+    from tests.support.certs import make_bundle
+
+    bundle = make_bundle()
+    client = client_for(personas["operator"])
+    good = {"name": "tls1", "url": "tcp://127.0.0.1:2376", "tls_ca": bundle.ca.cert_pem,
+            "tls_cert": bundle.client.cert_pem, "tls_key": bundle.client.key_pem}
+    assert client.post("/api/v1/hosts/", good, format="json").status_code == 201
+    mismatched = {**good, "name": "tls2", "tls_key": bundle.foreign_client.key_pem}
+    response = client.post("/api/v1/hosts/", mismatched, format="json")
+    assert response.status_code == 400 and "do not belong together" in response.content.decode()
+    expired = {**good, "name": "tls3", "tls_cert": bundle.expired_client.cert_pem, "tls_key": bundle.expired_client.key_pem}
+    assert "expired" in client.post("/api/v1/hosts/", expired, format="json").content.decode()
+    half = {"name": "tls4", "url": "tcp://127.0.0.1:2376", "tls_cert": bundle.client.cert_pem}
+    assert "all three" in client.post("/api/v1/hosts/", half, format="json").content.decode()
+    assert not DockerHost.objects.filter(name__in=["tls2", "tls3", "tls4"]).exists()
