@@ -8,6 +8,16 @@ def _load_catalogs(sender, **kwargs) -> None:
     sync_catalogs()
 
 
+def _ensure_role_groups(sender, **kwargs) -> None:
+    """The operator and auditor groups exist, ready to put users in (admin: superusers)."""
+    from django.contrib.auth.models import Group
+
+    from posture import roles
+
+    for name in (roles.OPERATOR, roles.AUDITOR):
+        Group.objects.get_or_create(name=name)
+
+
 class PostureConfig(AppConfig):
     name = "posture"
     verbose_name = "posture"
@@ -16,3 +26,4 @@ class PostureConfig(AppConfig):
     def ready(self) -> None:
         # Catalogs are data files: every migrate leaves the database in step with them.
         post_migrate.connect(_load_catalogs, sender=self, dispatch_uid="posture-load-catalogs")
+        post_migrate.connect(_ensure_role_groups, sender=self, dispatch_uid="posture-role-groups")
