@@ -54,7 +54,7 @@ def main() -> int:
     url = f"http://{bind}/"
     for _ in range(100):
         try:
-            urllib.request.urlopen(url + "admin/login/", timeout=1)
+            urllib.request.urlopen(url + "login/", timeout=1)
             break
         except OSError:
             if any(p.poll() is not None for p in procs):

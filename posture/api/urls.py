@@ -4,6 +4,8 @@ from rest_framework.routers import DefaultRouter
 
 from posture.api import views
 
+app_name = "api"  # route names (scan-detail, ...) live in their own namespace
+
 router = DefaultRouter()
 router.register("hosts", views.DockerHostViewSet, basename="host")
 router.register("scans", views.ScanRunViewSet, basename="scan")
@@ -13,5 +15,5 @@ router.register("attestations", views.AttestationViewSet, basename="attestation"
 urlpatterns = [
     path("", include(router.urls)),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="api-docs"),
 ]
