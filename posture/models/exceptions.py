@@ -4,6 +4,10 @@ An exception is proposed by an operator and approved by an admin. While approved
 expired it turns a matching ``fail`` into ``excepted`` (never hides it: the failure and the
 exception are both shown). It stops applying by itself at ``expires_at``.
 
+Resource patterns match container/image *names*, which whoever runs containers chooses:
+scope exceptions to a host and a narrow pattern, or someone who can start a container with
+a matching name inherits the exception.
+
 An attestation is a person's signed statement that a manual recommendation is met, valid
 until a date; when it expires the control is ``manual`` again."""
 
