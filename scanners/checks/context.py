@@ -13,6 +13,7 @@ plain attributes. It also puts Docker's inspect quirks in one place:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -198,9 +199,12 @@ class ContainerView:
     def security_opt_value(self, name: str) -> str | None:
         """``seccomp=unconfined`` / ``seccomp:unconfined`` -> "unconfined"; bare -> ""."""
         for opt in self.security_opt:
-            key, sep, value = opt.replace(":", "=", 1).partition("=")
+            # Split at the first "=" or ":" (old form), whichever comes first: a value may
+            # itself hold both (seccomp={"defaultAction":"SCMP_ACT_ERRNO",...}).
+            cut = min((i for i in (opt.find("="), opt.find(":")) if i >= 0), default=-1)
+            key, value = (opt, None) if cut < 0 else (opt[:cut], opt[cut + 1:])
             if key.strip() == name:
-                return value.strip() if sep else ""
+                return value.strip() if value is not None else ""
         return None
 
 
@@ -280,6 +284,18 @@ class Context:
     @property
     def swarm_active(self) -> bool:
         return self.swarm.get("LocalNodeState") == "active"
+
+    def seccomp_profile_file(self) -> tuple[str, str] | None:
+        """(path, text) of the daemon's custom seccomp profile when the probe read it."""
+        if self.daemon is None or self.host is None:
+            return None
+        setting = self.daemon.get("seccomp-profile")
+        value = setting.value if setting is not None else None
+        path = value[-1] if isinstance(value, list) and value else value
+        if not isinstance(path, str) or not path.startswith("/"):
+            return None
+        text = ((self.host or {}).get("contents") or {}).get(path)
+        return (path, text) if isinstance(text, str) else None
 
     def daemon_config_path(self) -> str:
         """The daemon's config file: --config-file when given, else /etc/docker/daemon.json."""
@@ -371,6 +387,20 @@ class Context:
                 if unix:
                     paths = unix
         return paths
+
+
+#: seccomp default actions that let through every syscall the profile does not list.
+PERMISSIVE_SECCOMP_ACTIONS = frozenset({"SCMP_ACT_ALLOW", "SCMP_ACT_LOG"})
+
+
+def seccomp_default_action(profile_json: str) -> str | None:
+    """``defaultAction`` of a seccomp profile (JSON text); None when it is not one."""
+    try:
+        data = json.loads(profile_json)
+    except (TypeError, ValueError):
+        return None
+    action = data.get("defaultAction") if isinstance(data, dict) else None
+    return str(action) if action else None
 
 
 def build_context(snapshot: Mapping[str, Any]) -> Context:

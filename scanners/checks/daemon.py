@@ -24,7 +24,7 @@ from scanners.checks.base import (
     one_line,
     passed,
 )
-from scanners.checks.context import Context, as_bool
+from scanners.checks.context import PERMISSIVE_SECCOMP_ACTIONS, Context, as_bool, seccomp_default_action
 from scanners.snapshot import KIND_DAEMON_INFO, KIND_DAEMON_VERSION, KIND_HOST
 
 INFO = (KIND_DAEMON_INFO,)
@@ -394,6 +394,7 @@ def userland_proxy_disabled(ctx: Context, _: Context) -> Result:
     remediation='Keep seccomp on; set "seccomp-profile" to a reviewed custom profile where the '
     "default one allows more than the workloads need.",
     requires=INFO,
+    version=2,
 )
 def seccomp_profile(ctx: Context, _: Context) -> Result:
     if miss := _no_info(ctx, "SecurityOptions"):
@@ -404,6 +405,17 @@ def seccomp_profile(ctx: Context, _: Context) -> Result:
     profile = opts.get("profile", "default")
     if profile == "unconfined":
         return failed("SecurityOptions name=seccomp,profile=unconfined")
+    # A custom profile file is read by the host probe: one that allows every syscall by
+    # default is seccomp in name only.
+    custom = ctx.seccomp_profile_file()
+    if custom is not None:
+        path, text = custom
+        action = seccomp_default_action(text)
+        if action in PERMISSIVE_SECCOMP_ACTIONS:
+            return failed(one_line(f"{path} defaultAction={action} (allows every syscall not listed)"))
+        if action is None:
+            return errored(one_line(f"{path} is not a readable seccomp profile"))
+        return passed(one_line(f"SecurityOptions name=seccomp,profile={profile}; {path} defaultAction={action}"))
     return passed(f"SecurityOptions name=seccomp,profile={profile}")
 
 

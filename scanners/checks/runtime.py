@@ -29,7 +29,7 @@ from scanners.checks.base import (
     one_line,
     passed,
 )
-from scanners.checks.context import ContainerView, Context, as_bool
+from scanners.checks.context import PERMISSIVE_SECCOMP_ACTIONS, ContainerView, Context, as_bool, seccomp_default_action
 from scanners.checks.images import describe_user, user_is_root
 from scanners.snapshot import KIND_CONTAINER, KIND_DAEMON_INFO, KIND_HOST
 
@@ -212,6 +212,7 @@ def host_userns_not_shared(c: ContainerView, ctx: Context) -> Result:
     remediation="Recreate it without --security-opt seccomp=unconfined (and without "
     "--privileged); keep seccomp on in the daemon.",
     requires=WITH_INFO,
+    version=2,
 )
 def seccomp_enabled(c: ContainerView, ctx: Context) -> Result:
     if c.host_config.get("Privileged") is True:
@@ -225,7 +226,11 @@ def seccomp_enabled(c: ContainerView, ctx: Context) -> Result:
     if value is None and daemon_profile == "unconfined":
         return failed("daemon seccomp profile=unconfined")
     if value:
-        return passed("SecurityOpt sets a custom seccomp profile")
+        # The CLI sends the profile itself: inspect shows seccomp=<the profile's JSON>.
+        action = seccomp_default_action(value)
+        if action in PERMISSIVE_SECCOMP_ACTIONS:
+            return failed(f"SecurityOpt seccomp profile has defaultAction={action} (allows every syscall not listed)")
+        return passed(f"SecurityOpt sets a custom seccomp profile (defaultAction={action or 'unknown'})")
     return passed(f"daemon seccomp profile={daemon_profile}")
 
 

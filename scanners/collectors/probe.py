@@ -64,6 +64,7 @@ from scanners.collectors.probe_parse import (
     parse_records,
     parse_stat,
     referenced_paths,
+    seccomp_profile_path,
 )
 from scanners.errors import FATAL, ProbeFailed, ScanError, one_line
 from scanners.redact import scrub_text
@@ -414,9 +415,15 @@ def collect_host(probe: Prober, info: dict[str, Any]) -> HostEvidence:
     config_text = raw_files.get(config_path)
     config, config_error = _parse_json(config_text)
     third = [x for p in referenced_paths(flags, config) if p not in raw_stats for x in ("S", p)]
+    seccomp_path = seccomp_profile_path(flags, config)
+    if seccomp_path:  # judged by 2.18: a custom profile may allow everything
+        third += ["C", seccomp_path]
     if third:
-        for rec in probe.run(third, "checking sockets and TLS files"):
-            raw_stats[rec.path] = rec
+        for rec in probe.run(third, "checking sockets, TLS files and the seccomp profile"):
+            if rec.op == "C":
+                raw_files[rec.path] = _decode(rec.body) if rec.rc == 0 else None
+            else:
+                raw_stats[rec.path] = rec
 
     users = parse_id_file(raw_files.get(_PASSWD) or "")
     groups = parse_id_file(raw_files.get(_GROUP) or "")
@@ -436,7 +443,7 @@ def collect_host(probe: Prober, info: dict[str, Any]) -> HostEvidence:
     contents = {
         p: scrub_text(t)
         for p, t in sorted(raw_files.items())
-        if t is not None and (p in CONTENT_PATHS or p == config_path or _in_content_globs(p))
+        if t is not None and (p in CONTENT_PATHS or p in (config_path, seccomp_path) or _in_content_globs(p))
     }
     mountinfo = raw_files.get(f"/proc/{pid}/mountinfo") if pid is not None else None
     mountinfo = mountinfo or raw_files.get("/proc/1/mountinfo")

@@ -193,6 +193,7 @@ _VALUE_FLAGS = {
     "--exec-root": "exec-root",
     "--pidfile": "pidfile",
     "-p": "pidfile",
+    "--seccomp-profile": "seccomp-profile",
 }
 _BOOL_FLAGS = {"--tls": "tls", "--tlsverify": "tlsverify"}
 
@@ -254,6 +255,14 @@ def referenced_paths(flags: dict[str, list[str]], config: dict[str, Any] | None)
         elif tls_on:  # dockerd's defaults: $DOCKER_CERT_PATH or ~/.docker of root
             paths.append(f"/root/.docker/{default}")
     return list(dict.fromkeys(p for p in paths if p.startswith("/")))
+
+
+def seccomp_profile_path(flags: dict[str, list[str]], config: dict[str, Any] | None) -> str | None:
+    """The daemon's custom seccomp profile file (--seccomp-profile or "seccomp-profile"), if any.
+    "unconfined" and "builtin" are not files."""
+    given = flags.get("seccomp-profile", []) + _config_list(config, "seccomp-profile")
+    path = given[-1] if given else None
+    return path if isinstance(path, str) and path.startswith("/") else None
 
 
 def _data_root(flags: dict[str, list[str]], default_config: dict[str, Any] | None) -> str:

@@ -380,3 +380,16 @@ def test_it_sees_host_directories_behind_bind_backed_volumes(options, status):
     mount.update(Type="volume", Name="cfg", Source="/var/lib/docker/volumes/cfg/_data", Destination="/cfg",
                  RW=True, VolumeOptions=options)
     assert evaluate(n.sensitive_host_dirs_not_mounted, snap, "rec-hardened")[0] is status
+
+
+@pytest.mark.parametrize(("opts", "expected"), [
+    (['seccomp={"defaultAction":"SCMP_ACT_ALLOW","syscalls":[]}'], FAIL),
+    (['seccomp={"defaultAction":"SCMP_ACT_LOG"}'], FAIL),
+    (['seccomp={"defaultAction":"SCMP_ACT_ERRNO","syscalls":[]}'], PASS),
+    (["seccomp:unconfined"], FAIL),  # the old colon form
+    (["no-new-privileges:true"], PASS),
+])
+def test_it_reads_a_containers_inline_seccomp_profile(opts, expected):
+    snap = snapshot()
+    container(snap, "rec-hardened")["HostConfig"]["SecurityOpt"] = opts
+    assert evaluate(rt.seccomp_enabled, snap, "rec-hardened")[0] is expected
