@@ -70,7 +70,20 @@ def request_scan(host: DockerHost, trigger: str = Trigger.MANUAL) -> tuple[ScanR
         return ScanRun.objects.create(host=host, trigger=trigger), True
 
 
-def claim(scan_id: int, worker: str) -> Result:
+def release_abandoned(host_id: int, now=None) -> int:
+    """End running scans of a host whose worker stopped heartbeating (killed, interrupted):
+    they hold the host's one running slot. Nothing was stored for them; a redelivered
+    message for one finds it finished and does nothing."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.POSTURE_SCAN_LEASE)
+    return ScanRun.objects.filter(host_id=host_id, state=ScanState.RUNNING, heartbeat_at__lt=cutoff).update(
+        state=ScanState.ERRORED,
+        finished_at=now,
+        error="abandoned: its worker stopped without finishing it (killed or interrupted); a new scan replaced it",
+    )
+
+
+def claim(scan_id: int, worker: str, *, _retry: bool = True) -> Result:
     now = timezone.now()
     lease_cutoff = now - timedelta(seconds=settings.POSTURE_SCAN_LEASE)
     try:
@@ -87,8 +100,12 @@ def claim(scan_id: int, worker: str) -> Result:
                 )
             )
     except IntegrityError:
-        # Another scan of this host is running (one_running_scan_per_host).
-        return Result(Outcome.BUSY, ScanRun.objects.filter(pk=scan_id).first(), settings.POSTURE_SCAN_LEASE / 2)
+        # Another scan of this host is running (one_running_scan_per_host). If its worker is
+        # gone, free the slot and try once more; else come back later.
+        scan = ScanRun.objects.filter(pk=scan_id).first()
+        if _retry and scan is not None and release_abandoned(scan.host_id, now):
+            return claim(scan_id, worker, _retry=False)
+        return Result(Outcome.BUSY, scan, settings.POSTURE_SCAN_LEASE / 2)
     scan = ScanRun.objects.select_related("host").filter(pk=scan_id).first()
     if scan is None:
         return Result(Outcome.MISSING)
@@ -243,6 +260,9 @@ def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | Non
         except SoftTimeLimitExceeded:
             msg = f"scan exceeded its time limit ({settings.POSTURE_SCAN_TIMEOUT}s, POSTURE_SCAN_TIMEOUT)"
             ok = _finish(scan, ScanState.FAILED, error=msg, lines=hb.lines)
+        except KeyboardInterrupt:
+            _finish(scan, ScanState.FAILED, error="interrupted before it finished", lines=hb.lines)
+            raise
         except Exception as exc:  # a bug in posture: keep the reason, never the half-scan
             log.exception("scan #%s errored", scan.pk)
             one_line = " ".join(str(exc).split())[:300]

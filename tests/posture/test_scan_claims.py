@@ -63,3 +63,24 @@ def test_it_reuses_the_active_scan_when_one_is_requested_twice(host):
 
 def test_it_reports_a_missing_scan():
     assert scans.claim(999999, "w1").outcome is scans.Outcome.MISSING
+
+
+def test_it_frees_a_host_whose_running_scan_was_abandoned(host, settings):
+    """A `scan` interrupted with its worker gone must not block the host forever."""
+    dead = ScanRun.objects.create(host=host)
+    scans.claim(dead.pk, "killed-cli")
+    ScanRun.objects.filter(pk=dead.pk).update(heartbeat_at=timezone.now() - timedelta(seconds=settings.POSTURE_SCAN_LEASE + 1))
+    fresh = ScanRun.objects.create(host=host)
+    result = scans.claim(fresh.pk, "cli")
+    assert result.outcome is scans.Outcome.FINISHED and result.scan.pk == fresh.pk
+    dead.refresh_from_db()
+    assert dead.state == ScanState.ERRORED and "abandoned" in dead.error
+    assert scans.claim(dead.pk, "redelivered").outcome is scans.Outcome.ALREADY_DONE
+
+
+def test_it_keeps_waiting_for_a_live_scan_of_the_same_host(host):
+    live = ScanRun.objects.create(host=host)
+    scans.claim(live.pk, "w1")
+    other = ScanRun.objects.create(host=host)
+    assert scans.claim(other.pk, "w2").outcome is scans.Outcome.BUSY
+    assert ScanRun.objects.get(pk=live.pk).state == ScanState.RUNNING
