@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from posture.models import Attestation, ControlException, DockerHost, ScanRun
+from posture.models import Attestation, Control, ControlException, DockerHost, ScanRun
 
 
 class DockerHostSerializer(serializers.ModelSerializer):
@@ -75,3 +75,15 @@ class AttestationSerializer(serializers.ModelSerializer):
         model = Attestation
         fields = ["id", "check_id", "host", "statement", "attested_by", "attested_at", "valid_until", "file"]
         read_only_fields = ["attested_by", "attested_at"]
+
+
+class ControlSerializer(serializers.ModelSerializer):
+    """A framework control and the checks that support it (the reverse index)."""
+
+    framework = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    checks = serializers.SlugRelatedField(slug_field="id", many=True, read_only=True)
+
+    class Meta:
+        model = Control
+        fields = ["framework", "ref", "title", "section", "section_name", "level", "assess", "supportable", "note",
+                  "checks"]

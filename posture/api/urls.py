@@ -11,6 +11,7 @@ router.register("hosts", views.DockerHostViewSet, basename="host")
 router.register("scans", views.ScanRunViewSet, basename="scan")
 router.register("exceptions", views.ControlExceptionViewSet, basename="exception")
 router.register("attestations", views.AttestationViewSet, basename="attestation")
+router.register("controls", views.ControlViewSet, basename="control")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -14,14 +14,15 @@ from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
     ControlExceptionSerializer,
+    ControlSerializer,
     DockerHostSerializer,
     ScanRunSerializer,
 )
 from posture.choices import ScanState, Trigger
 from posture.jobs import exceptions as exception_jobs
-from posture.jobs.rollup import scan_results
+from posture.jobs.rollup import control_rollup, scan_results
 from posture.jobs.scans import request_scan
-from posture.models import Attestation, ControlException, DockerHost, ScanRun
+from posture.models import Attestation, Control, ControlException, DockerHost, ScanRun
 from posture.models.audit import record
 from posture.tasks import send_scan
 
@@ -73,17 +74,39 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         """Verdicts of the scan (check x resource), with exceptions and attestations in force
         at ``?at=`` (ISO 8601; default now). Filter with ``?status=`` and ``?check=``."""
         scan = self.get_object()
-        at = None
-        if request.query_params.get("at"):
-            at = parse_datetime(request.query_params["at"])
-            if at is None:
-                raise drf_exceptions.ValidationError({"at": "not an ISO 8601 date-time"})
-        rows = scan_results(scan, at)
+        rows = scan_results(scan, _parse_at(request))
         for key, field in (("status", "status"), ("check", "check"), ("resource_type", "resource_type")):
             if request.query_params.get(key):
                 rows = [r for r in rows if r[field] == request.query_params[key]]
         page = self.paginate_queryset(rows)
         return self.get_paginated_response(page) if page is not None else Response(rows)
+
+    @action(detail=True, methods=["get"])
+    def controls(self, request, pk=None):
+        """Every control of ``?framework=`` (default cis-docker-1.8.0) with the worst status of
+        the results behind it (after exceptions and attestations in force at ``?at=``) and
+        counts per status. Controls no check supports say ``not_assessed``."""
+        scan = self.get_object()
+        framework = request.query_params.get("framework", "cis-docker-1.8.0")
+        controls = list(Control.objects.filter(framework__slug=framework).order_by("sort_key"))
+        if not controls:
+            raise drf_exceptions.NotFound(f"no framework {framework!r}")
+        rollup = control_rollup(scan_results(scan, _parse_at(request)), framework)
+        return Response([
+            {"ref": c.ref, "title": c.title, "supportable": c.supportable,
+             **rollup.get(c.ref, {"status": "not_assessed", "counts": {}})}
+            for c in controls
+        ])
+
+
+def _parse_at(request):
+    raw = request.query_params.get("at")
+    if not raw:
+        return None
+    at = parse_datetime(raw)
+    if at is None:
+        raise drf_exceptions.ValidationError({"at": "not an ISO 8601 date-time"})
+    return at
 
 
 def _domain_call(fn, *args, **kwargs):
@@ -140,3 +163,18 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
         ser.is_valid(raise_exception=True)
         att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
         return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)
+
+
+class ControlViewSet(viewsets.ReadOnlyModelViewSet):
+    """Framework controls with the checks that support each (``?framework=soc2-2017``)."""
+
+    serializer_class = ControlSerializer
+    permission_classes = [RolePermission]
+    filterset_fields = {"framework__slug": ["exact"], "assess": ["exact"], "supportable": ["exact"]}
+    queryset = Control.objects.select_related("framework").prefetch_related("checks").order_by("framework__slug", "sort_key")
+    lookup_field = "pk"
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        framework = self.request.query_params.get("framework")
+        return qs.filter(framework__slug=framework) if framework else qs

@@ -145,3 +145,26 @@ def test_it_checks_tls_material_before_storing_it(personas):
     half = {"name": "tls4", "url": "tcp://127.0.0.1:2376", "tls_cert": bundle.client.cert_pem}
     assert "all three" in client.post("/api/v1/hosts/", half, format="json").content.decode()
     assert not DockerHost.objects.filter(name__in=["tls2", "tls3", "tls4"]).exists()
+
+
+def test_it_lists_each_soc2_criterion_with_the_checks_that_support_it(personas, django_assert_max_num_queries):
+    client = client_for(personas["auditor"])
+    with django_assert_max_num_queries(5):
+        body = client.get("/api/v1/controls/?framework=soc2-2017&page_size=100").json()
+    rows = {r["ref"]: r for r in body["results"]}
+    assert "container.privileged_disabled" in rows["CC6.1"]["checks"]
+    assert rows["CC1.1"]["supportable"] is False and rows["CC1.1"]["checks"] == [] and rows["CC1.1"]["note"]
+    assert body["count"] == len(rows) == 61 and body["next"] is None
+
+
+def test_it_rolls_a_scan_up_to_framework_controls(personas, host):
+    scan = stored_scan(host, SNAPSHOT)
+    evaluate_scan(scan)
+    client = client_for(personas["auditor"])
+    cis = {r["ref"]: r for r in client.get(f"/api/v1/scans/{scan.pk}/controls/").json()}
+    assert len(cis) == 118 and cis["5.5"]["status"] == "fail" and cis["5.5"]["counts"]["fail"] >= 1
+    v160 = {r["ref"]: r for r in client.get(f"/api/v1/scans/{scan.pk}/controls/?framework=cis-docker-1.6.0").json()}
+    assert v160["2.7"]["title"] == cis["2.8"]["title"] and v160["2.7"]["status"] == cis["2.8"]["status"]
+    soc2 = {r["ref"]: r for r in client.get(f"/api/v1/scans/{scan.pk}/controls/?framework=soc2-2017").json()}
+    assert soc2["CC1.1"]["status"] == "not_assessed" and soc2["CC6.1"]["status"] in ("fail", "error")
+    assert client.get(f"/api/v1/scans/{scan.pk}/controls/?framework=nope").status_code == 404
