@@ -50,7 +50,3 @@ class ScanRun(models.Model):
 
     def __str__(self) -> str:
         return f"scan #{self.pk} of {self.host_id} ({self.state})"
-
-    @property
-    def manifest_digest(self) -> str:
-        return self.evidence_set_id or ""
