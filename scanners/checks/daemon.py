@@ -44,6 +44,17 @@ def _no_info(ctx: Context, field: str) -> Result | None:
     return None
 
 
+def _bool_setting(ctx: Context, key: str, *, default: bool, want: bool) -> Result:
+    """A boolean dockerd setting (daemon.json or flag) that should be ``want``; unset means
+    dockerd's ``default``. Unknown without the probe; a value that is not a boolean fails."""
+    setting, unknown = ctx.setting_or_unknown(key)
+    if unknown:
+        return unknown
+    if setting is None:
+        return (passed if default is want else failed)(f"{key} not set (default {str(default).lower()})")
+    return (passed if as_bool(setting.value) is want else failed)(setting.describe())
+
+
 @check(
     id="daemon.rootless_mode",
     title="Daemon runs rootless",
@@ -78,13 +89,7 @@ def icc_disabled(ctx: Context, _: Context) -> Result:
         return unknown
     if bridge is not None and str(bridge.value) == "none":
         return not_applicable(f"{bridge.describe()}: there is no default bridge")
-    icc, unknown = ctx.setting_or_unknown("icc")
-    if unknown:
-        return unknown
-    if icc is None:
-        return failed("icc not set (default true)")
-    value = as_bool(icc.value)
-    return (passed if value is False else failed)(icc.describe())
+    return _bool_setting(ctx, "icc", default=True, want=False)
 
 
 @check(
@@ -115,14 +120,10 @@ def log_level_info(ctx: Context, _: Context) -> Result:
     controls={CIS: ("2.4",), SOC2: ("CC6.1", "CC6.6")},
     remediation='Remove "iptables": false from daemon.json (and --iptables=false from dockerd).',
     requires=PROBE,
+    version=2,
 )
 def iptables_enabled(ctx: Context, _: Context) -> Result:
-    setting, unknown = ctx.setting_or_unknown("iptables")
-    if unknown:
-        return unknown
-    if setting is None:
-        return passed("iptables not set (default true)")
-    return (failed if as_bool(setting.value) is False else passed)(setting.describe())
+    return _bool_setting(ctx, "iptables", default=True, want=True)
 
 
 @check(
@@ -340,12 +341,7 @@ def remote_logging(ctx: Context, _: Context) -> Result:
     requires=PROBE,
 )
 def no_new_privileges_default(ctx: Context, _: Context) -> Result:
-    setting, unknown = ctx.setting_or_unknown("no-new-privileges")
-    if unknown:
-        return unknown
-    if setting is None:
-        return failed("no-new-privileges not set (default false)")
-    return (passed if as_bool(setting.value) is True else failed)(setting.describe())
+    return _bool_setting(ctx, "no-new-privileges", default=False, want=True)
 
 
 @check(
@@ -377,12 +373,7 @@ def live_restore_enabled(ctx: Context, _: Context) -> Result:
     requires=PROBE,
 )
 def userland_proxy_disabled(ctx: Context, _: Context) -> Result:
-    setting, unknown = ctx.setting_or_unknown("userland-proxy")
-    if unknown:
-        return unknown
-    if setting is None:
-        return failed("userland-proxy not set (default true)")
-    return (passed if as_bool(setting.value) is False else failed)(setting.describe())
+    return _bool_setting(ctx, "userland-proxy", default=True, want=False)
 
 
 @check(
