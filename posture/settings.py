@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -112,6 +113,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",  # login throttling (django-axes): see "login throttling" below
     "posture",
 ]
 
@@ -124,6 +126,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "posture.urls"
@@ -139,6 +142,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "posture.roles.context",  # posture_roles: which nav links to offer
             ],
         },
     },
@@ -188,6 +192,44 @@ MEDIA_ROOT = VAR_DIR / "media"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- login throttling (django-axes) ---------------------------------------------------------
+# Failed logins on /login/ and /admin/login/ are counted per account and per client address
+# in the database (AxesDatabaseHandler: shared by every web worker, unlike a per-process
+# cache). After POSTURE_LOGIN_FAILURES failures within POSTURE_LOGIN_COOLOFF minutes, either
+# counter refuses further logins, even with the right password, until the cool-off passes;
+# each refused attempt restarts it. A successful login clears the counters it matches.
+# `python manage.py axes_reset` (or axes_reset_username NAME) lifts a lockout at once.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses locked-out attempts before checking passwords
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("POSTURE_LOGIN_FAILURES", 5, minimum=1)
+POSTURE_LOGIN_COOLOFF = env_int("POSTURE_LOGIN_COOLOFF", 15, minimum=1)  # minutes
+AXES_COOLOFF_TIME = timedelta(minutes=POSTURE_LOGIN_COOLOFF)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either counter locks
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "posture.views.login_locked_out"
+# Client address: REMOTE_ADDR by default. Behind a reverse proxy REMOTE_ADDR is the proxy, so
+# every client would share one counter: set POSTURE_CLIENT_IP_HEADER to the request.META key
+# the proxy sets (e.g. HTTP_X_FORWARDED_FOR); the right-most entry, the one the nearest proxy
+# appended, is used. Only set it when clients cannot reach gunicorn except through the proxy,
+# or they choose their own address.
+POSTURE_CLIENT_IP_HEADER = env_str("POSTURE_CLIENT_IP_HEADER").strip()
+if POSTURE_CLIENT_IP_HEADER and not POSTURE_CLIENT_IP_HEADER.replace("_", "").isalnum():
+    raise ImproperlyConfigured(
+        f"POSTURE_CLIENT_IP_HEADER={POSTURE_CLIENT_IP_HEADER!r} must be a request.META key such as HTTP_X_FORWARDED_FOR"
+    )
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    (POSTURE_CLIENT_IP_HEADER, "REMOTE_ADDR") if POSTURE_CLIENT_IP_HEADER else ("REMOTE_ADDR",)
+)
+AXES_IPWARE_PROXY_ORDER = "right-most"
+
+# --- attestation files ---------------------------------------------------------------------
+# Stored under MEDIA_ROOT, which no URL serves: readers fetch them through an authenticated
+# view (/api/v1/attestations/{id}/file/). Uploads are limited in size and to an allow-list
+# of types recognised by their first bytes (posture/uploads.py).
+POSTURE_ATTESTATION_MAX_BYTES = env_int("POSTURE_ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("POSTURE_SECURE_COOKIES", True)

@@ -3,31 +3,67 @@ them and nothing here marks evidence safe."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.db.models import Max
 from django.shortcuts import get_object_or_404, render
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
 from posture.choices import ScanState
+from posture.filtersets import AuditEventFilterSet
 from posture.jobs.ingest import load_snapshot
 from posture.jobs.rollup import scan_results
-from posture.models import DockerHost, ScanRun
+from posture.models import Attestation, AuditEvent, DockerHost, ScanRun
+from posture.uploads import attestation_file_response
+
+PAGE_SIZE = 50
 
 
-def reader_required(view):
-    """Logged in (else the login page) and holding a posture role (else 403)."""
+def role_required(doing: str | None = None, needs: Iterable[str] = ()):
+    """Logged in (else the login page) and holding a posture role, or one of ``needs`` when
+    given (else 403 naming the account's role and what ``doing`` needs)."""
+    needs = tuple(needs)
 
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not roles.can_read(request.user):
-            raise PermissionDenied("your account has no posture role")
-        return view(request, *args, **kwargs)
+    def decorate(view):
+        @login_required
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not roles.can_read(request.user):
+                raise PermissionDenied(roles.NO_ROLE)
+            if needs and not roles.has_any(request.user, needs):
+                raise PermissionDenied(roles.refusal(request.user, doing or "this page", needs))
+            return view(request, *args, **kwargs)
 
-    return wrapped
+        return wrapped
+
+    return decorate
+
+
+reader_required = role_required()
+
+
+def login_locked_out(request, original_response=None, credentials=None):
+    """django-axes' lockout response (AXES_LOCKOUT_CALLABLE): the login page again, status
+    429, saying why and for how long. Each refused attempt restarts the cool-off, so the
+    whole cool-off is the honest wait."""
+    minutes = settings.POSTURE_LOGIN_COOLOFF
+    message = (f"Too many failed logins for this account or address; try again in {minutes} "
+               f"minute{'s' if minutes != 1 else ''}.")
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if request.path.startswith("/admin/") and not next_url:
+        next_url = "/admin/"
+    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()},
+                                           require_https=request.is_secure()):
+        next_url = ""
+    return render(request, "registration/login.html",
+                  {"form": AuthenticationForm(request), "lockout": message, "next": next_url}, status=429)
 
 
 @reader_required
@@ -60,3 +96,27 @@ def scan_detail(request, pk: int):
     evaluation = scan.evaluations.filter(current=True).select_related("result_set").first()
     return render(request, "posture/scan_detail.html",
                   {"scan": scan, "snapshot": snapshot, "results": results, "evaluation": evaluation, "status": status})
+
+
+@role_required("reading the audit trail", roles.READ_AUDIT)
+def audit(request):
+    """The audit trail, newest first, filtered as the API filters it (same FilterSet)."""
+    filterset = AuditEventFilterSet(request.GET, queryset=AuditEvent.objects.order_by("-at", "-id"))
+    valid = filterset.is_valid()
+    events = filterset.qs if valid else AuditEvent.objects.none()
+    page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "posture/audit.html", {"filterset": filterset, "page": page, "valid": valid},
+                  status=200 if valid else 400)
+
+
+@reader_required
+def attestations(request):
+    """Attestations of manual checks, with links to their files."""
+    qs = Attestation.objects.select_related("host", "attested_by").order_by("-attested_at", "-id")
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "posture/attestations.html", {"page": page})
+
+
+@reader_required
+def attestation_file(request, pk: int):
+    return attestation_file_response(get_object_or_404(Attestation, pk=pk))

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from django.urls import reverse
 from rest_framework import serializers
 
-from posture.models import Attestation, Control, ControlException, DockerHost, ScanRun
+from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 
 
 class DockerHostSerializer(serializers.ModelSerializer):
@@ -67,14 +68,44 @@ class ControlExceptionSerializer(serializers.ModelSerializer):
         read_only_fields = ["state", "proposed_by", "proposed_at", "decided_by", "decided_at"]
 
 
+class AttestationFileField(serializers.FileField):
+    """Takes an upload; shows a stored file as its authenticated download URL
+    (/api/v1/attestations/{id}/file/), since no public URL serves attestation files."""
+
+    def get_attribute(self, instance: Attestation) -> Attestation:
+        return instance
+
+    def to_representation(self, value: Attestation) -> str | None:
+        if not value.file:
+            return None
+        url = reverse("api:attestation-file", kwargs={"pk": value.pk})
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
 class AttestationSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
     attested_by = serializers.StringRelatedField()
+    file = AttestationFileField(required=False, allow_null=True,
+                                help_text="PDF, PNG, JPEG, plain text or CSV, up to POSTURE_ATTESTATION_MAX_BYTES; "
+                                          "read back as its authenticated download URL")
 
     class Meta:
         model = Attestation
         fields = ["id", "check_id", "host", "statement", "attested_by", "attested_at", "valid_until", "file"]
         read_only_fields = ["attested_by", "attested_at"]
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    """One audit event; ``actor`` is the user name (or cli / system / bootstrap) as recorded,
+    kept even when the account is later deleted."""
+
+    actor = serializers.CharField(source="actor_label", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "actor", "action", "target", "detail"]
+        read_only_fields = fields
 
 
 class ControlSerializer(serializers.ModelSerializer):

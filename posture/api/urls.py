@@ -12,6 +12,7 @@ router.register("scans", views.ScanRunViewSet, basename="scan")
 router.register("exceptions", views.ControlExceptionViewSet, basename="exception")
 router.register("attestations", views.AttestationViewSet, basename="attestation")
 router.register("controls", views.ControlViewSet, basename="control")
+router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
 
 urlpatterns = [
     path("", include(router.urls)),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
@@ -8,23 +9,28 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
+    AuditEventSerializer,
     ControlExceptionSerializer,
     ControlSerializer,
     DockerHostSerializer,
     ScanRunSerializer,
 )
 from posture.choices import ScanState, Trigger
+from posture.filtersets import AuditEventFilterSet
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.rollup import control_rollup, scan_results
 from posture.jobs.scans import request_scan
-from posture.models import Attestation, Control, ControlException, DockerHost, ScanRun
+from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.models.audit import record
 from posture.tasks import send_scan
+from posture.uploads import attestation_file_response
 
 
 class DockerHostViewSet(viewsets.ModelViewSet):
@@ -150,8 +156,23 @@ class ControlExceptionViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelM
         return self._decide(request, exception_jobs.revoke)
 
 
+class _JSONErrorsOnly(BaseContentNegotiation):
+    """A file download answers whatever the client accepts; errors are JSON."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0] if parsers else None
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return JSONRenderer(), JSONRenderer.media_type
+
+
+#: Room for the form fields around an attestation file in a multipart body.
+_FORM_OVERHEAD = 64 * 1024
+
+
 class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin):
-    """Attestations for manual checks: statement, who, when, valid until, optional file."""
+    """Attestations for manual checks: statement, who, when, valid until, optional file
+    (downloaded by readers from ``/attestations/{id}/file/``)."""
 
     serializer_class = AttestationSerializer
     permission_classes = [RolePermission]
@@ -159,10 +180,34 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
     queryset = Attestation.objects.select_related("host", "attested_by").order_by("-id")
 
     def create(self, request, *args, **kwargs):
+        # Refuse an oversized body before it is parsed (and spooled to disk).
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit = settings.POSTURE_ATTESTATION_MAX_BYTES
+        if length > limit + _FORM_OVERHEAD:
+            raise drf_exceptions.ValidationError(
+                {"file": [f"the upload is {length} bytes; attestation files may be at most {limit} bytes"]})
         ser = self.get_serializer(data=request.data)
         ser.is_valid(raise_exception=True)
         att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
         return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)
+
+    @action(detail=True, methods=["get"], url_path="file", url_name="file", content_negotiation_class=_JSONErrorsOnly)
+    def file(self, request, pk=None):
+        """The attestation's file, as a download (attachment, type from an allow-list)."""
+        return attestation_file_response(self.get_object())
+
+
+class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
+    """The audit trail, newest first, for auditors and admins. Filter with ``?action=``
+    (a bad value lists the valid ones), ``?actor=`` and ``?target=``."""
+
+    serializer_class = AuditEventSerializer
+    permission_classes = [RolePermission]
+    filterset_class = AuditEventFilterSet
+    queryset = AuditEvent.objects.order_by("-at", "-id")
 
 
 class ControlViewSet(viewsets.ReadOnlyModelViewSet):

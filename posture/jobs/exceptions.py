@@ -1,5 +1,8 @@
 """The exception workflow: an operator proposes, an admin approves (or rejects), anyone with
-the right role revokes. Every change is an AuditEvent."""
+the right role revokes. Every change is an AuditEvent.
+
+Approval is a second pair of eyes: whoever proposed an exception never approves it, whatever
+their role (superusers included), or an admin could accept a risk alone."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from django.utils import timezone
 from posture import roles
 from posture.models import Attestation, ControlException, ExceptionState
 from posture.models.audit import record
+from posture.uploads import validate_attestation_file
 from scanners import registry
 
 
@@ -23,7 +27,7 @@ def _check_exists(check_id: str) -> None:
 def propose(user, *, check_id: str, justification: str, expires_at: datetime, host=None,
             resource_pattern: str = "") -> ControlException:
     if not roles.can_operate(user):
-        raise PermissionDenied("only operators and admins propose exceptions")
+        raise PermissionDenied(roles.refusal(user, "proposing exceptions", roles.OPERATE))
     _check_exists(check_id)
     if not justification.strip():
         raise ValidationError("a justification is required")
@@ -38,11 +42,19 @@ def propose(user, *, check_id: str, justification: str, expires_at: datetime, ho
     return exc
 
 
+SELF_APPROVAL = "you proposed this exception; another approver must approve it"
+
+
 @transaction.atomic
 def decide(user, exc: ControlException, *, approve: bool) -> ControlException:
-    if roles.role_of(user) != "admin":
-        raise PermissionDenied("only admins approve or reject exceptions")
+    """Approve or reject a proposed exception. Rejecting one's own proposal is allowed (it
+    withdraws a risk); approving it is not."""
+    if not roles.has_any(user, roles.DECIDE):
+        doing = "approving exceptions" if approve else "rejecting exceptions"
+        raise PermissionDenied(roles.refusal(user, doing, roles.DECIDE))
     exc = ControlException.objects.select_for_update().get(pk=exc.pk)
+    if approve and exc.proposed_by_id is not None and exc.proposed_by_id == user.pk:
+        raise PermissionDenied(SELF_APPROVAL)
     if exc.state != ExceptionState.PROPOSED:
         raise ValidationError(f"exception #{exc.pk} is {exc.state}, not proposed")
     if approve and exc.expires_at <= timezone.now():
@@ -57,7 +69,7 @@ def decide(user, exc: ControlException, *, approve: bool) -> ControlException:
 @transaction.atomic
 def revoke(user, exc: ControlException) -> ControlException:
     if not roles.can_operate(user):
-        raise PermissionDenied("only operators and admins revoke exceptions")
+        raise PermissionDenied(roles.refusal(user, "revoking exceptions", roles.OPERATE))
     exc = ControlException.objects.select_for_update().get(pk=exc.pk)
     if exc.state not in (ExceptionState.PROPOSED, ExceptionState.APPROVED):
         raise ValidationError(f"exception #{exc.pk} is {exc.state}")
@@ -70,7 +82,7 @@ def revoke(user, exc: ControlException) -> ControlException:
 
 def attest(user, *, check_id: str, statement: str, valid_until: datetime, host=None, file=None) -> Attestation:
     if not roles.can_operate(user):
-        raise PermissionDenied("only operators and admins attest")
+        raise PermissionDenied(roles.refusal(user, "recording attestations", roles.OPERATE))
     spec = registry.find(check_id)
     if spec is None:
         raise ValidationError(f"unknown check {check_id!r}")
@@ -81,6 +93,8 @@ def attest(user, *, check_id: str, statement: str, valid_until: datetime, host=N
     now = timezone.now()
     if valid_until <= now:
         raise ValidationError("valid_until must be in the future")
+    if file:
+        validate_attestation_file(file)  # before anything is stored
     att = Attestation.objects.create(check_id=check_id, host=host, statement=statement.strip(), attested_by=user,
                                      attested_at=now, valid_until=valid_until, file=file or "")
     record("attestation.created", f"attestation #{att.pk}", actor=user, check=check_id,

@@ -1,6 +1,7 @@
 """Exceptions (accepted risks) and attestations (manual recommendations), both time-bound.
 
-An exception is proposed by an operator and approved by an admin. While approved and not
+An exception is proposed by an operator and approved by an admin other than the person who
+proposed it (posture/jobs/exceptions.py). While approved and not
 expired it turns a matching ``fail`` into ``excepted`` (never hides it: the failure and the
 exception are both shown). It stops applying by itself at ``expires_at``.
 
@@ -9,7 +10,10 @@ scope exceptions to a host and a narrow pattern, or someone who can start a cont
 a matching name inherits the exception.
 
 An attestation is a person's signed statement that a manual recommendation is met, valid
-until a date; when it expires the control is ``manual`` again."""
+until a date; when it expires the control is ``manual`` again. Its optional file (evidence
+such as a hardening report) is stored under MEDIA_ROOT, which no URL serves: readers fetch
+it through the authenticated /api/v1/attestations/{id}/file/, and uploads are limited to an
+allow-list of types and a size (posture/uploads.py)."""
 
 from __future__ import annotations
 
