@@ -59,9 +59,9 @@ class AuditEventFilterSet(django_filters.FilterSet):
     """The audit trail, filtered by what happened (action), who did it (actor: the user name,
     'cli', 'system' or 'bootstrap') and to what (target: a host name, 'exception #12', ...)."""
 
-    action = ListingChoiceFilter(choices=audit_actions, help_text="what happened, e.g. exception.approved")
-    actor = django_filters.CharFilter(field_name="actor_label", help_text="user name, or cli / system / bootstrap")
-    target = django_filters.CharFilter(field_name="target", help_text="exact target, e.g. a host name or 'exception #12'")
+    action = ListingChoiceFilter(choices=audit_actions, label="Action", help_text="what happened, e.g. exception.approved")
+    actor = django_filters.CharFilter(field_name="actor_label", label="Actor", help_text="user name, or cli / system / bootstrap")
+    target = django_filters.CharFilter(field_name="target", label="Target", help_text="exact target, e.g. a host name or 'exception #12'")
 
     class Meta:
         model = AuditEvent

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max, Q
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -194,6 +196,8 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
         att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
         return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="the file, as an attachment (PDF, PNG, JPEG, text or CSV)")})
     @action(detail=True, methods=["get"], url_path="file", url_name="file", content_negotiation_class=_JSONErrorsOnly)
     def file(self, request, pk=None):
         """The attestation's file, as a download (attachment, type from an allow-list)."""
