@@ -35,7 +35,7 @@ from scanners.snapshot import (
 #: Bump when logic shared by many checks changes (Context parsing, the runner itself): it is
 #: part of the engine version, so stored evidence is re-scored instead of reusing old verdicts.
 #: A change to one check bumps that check's own ``version`` instead.
-ENGINE_REVISION = 2
+ENGINE_REVISION = 3
 
 _SNAPSHOT_KEYS = {KIND_DAEMON_INFO: "daemon", KIND_DAEMON_VERSION: "daemon", KIND_HOST: "probe"}
 

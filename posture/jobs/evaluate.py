@@ -16,16 +16,19 @@ from functools import lru_cache
 from django.db import transaction
 
 from posture.catalog import load_catalogs
-from posture.choices import ScanState
+from posture.choices import ResultStatus, ScanState
 from posture.jobs.ingest import canonical_json, load_snapshot, sha256_hex
 from posture.models import CheckResult, Control, ControlResult, Evaluation, ResultSet, ScanRun
 from scanners import registry
 from scanners.runner import ENGINE_REVISION, run_checks
 
 # Worst first: a control is as bad as the worst result behind it.
-STATUS_ORDER = ("fail", "error", "manual", "pass", "not_applicable")
+STATUS_ORDER = ResultStatus.order(read_time=False)
 COUNT_FIELD = {"pass": "passed", "fail": "failed", "not_applicable": "not_applicable", "manual": "manual",
-               "error": "errors"}
+               "error": "errors", "not_assessed": "not_assessed"}
+#: A failure is fixed only when the check now passes, no longer applies, or the resource is gone:
+#: an error or a coverage gap (probe failed) says nothing about the failure.
+FIXED_STATUSES = ("pass", "not_applicable")
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +110,24 @@ def failing_pairs(result_set_id: str | None) -> set[tuple[str, str, str]]:
     )
 
 
+def failure_delta(before_id: str, after_id: str) -> tuple[int, int, int]:
+    """(new, fixed, unchanged) failing check x resource pairs from one result set to another.
+
+    ``fixed`` counts failures that now pass or no longer apply, or whose resource is gone;
+    a failure that turned into ``error`` or ``not_assessed`` is neither fixed nor unchanged."""
+    before = failing_pairs(before_id)
+    now_failing = failing_pairs(after_id)
+    gone = before - now_failing
+    status_now = {
+        (check_id, rtype, resource): status
+        for check_id, rtype, resource, status in CheckResult.objects.filter(
+            result_set_id=after_id, check_id__in={key[0] for key in gone}
+        ).values_list("check_id", "resource_type", "resource", "status")
+    }
+    fixed = sum(1 for key in gone if status_now.get(key, "pass") in FIXED_STATUSES)
+    return len(now_failing - before), fixed, len(now_failing & before)
+
+
 def evaluate_scan(scan: ScanRun) -> Evaluation:
     """Score one succeeded scan; the new Evaluation becomes its current one."""
     if scan.state != ScanState.SUCCEEDED or not scan.evidence_set_id:
@@ -128,12 +149,12 @@ def evaluate_scan(scan: ScanRun) -> Evaluation:
         .first()
     )
     prev_eval = previous.evaluations.filter(current=True).first() if previous else None
-    if prev_eval and prev_eval.result_set_id == result_set.pk:
+    if prev_eval is None:  # the first scan of a host: nothing is new or fixed yet
+        new, fixed, unchanged = 0, 0, 0
+    elif prev_eval.result_set_id == result_set.pk:
         new, fixed, unchanged = 0, 0, result_set.counts.get("fail", 0)
     else:
-        now_failing = failing_pairs(result_set.pk)
-        before = failing_pairs(prev_eval.result_set_id) if prev_eval else set()
-        new, fixed, unchanged = len(now_failing - before), len(before - now_failing), len(now_failing & before)
+        new, fixed, unchanged = failure_delta(prev_eval.result_set_id, result_set.pk)
     with transaction.atomic():
         Evaluation.objects.filter(scan=scan, current=True).update(current=False)
         return Evaluation.objects.create(

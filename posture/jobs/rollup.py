@@ -15,11 +15,12 @@ from datetime import datetime
 from django.db.models import Q
 from django.utils import timezone
 
+from posture.choices import ResultStatus
 from posture.jobs.evaluate import check_controls
 from posture.models import Attestation, ControlException, ScanRun
 
 # Worst first, after exceptions: an excepted failure is better than a manual gap, worse than a pass.
-ROLLUP_ORDER = ("fail", "error", "manual", "excepted", "pass", "not_applicable")
+ROLLUP_ORDER = ResultStatus.order()
 
 
 def _in_force(model, scan: ScanRun, at: datetime) -> dict[str, list]:

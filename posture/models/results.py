@@ -63,6 +63,7 @@ class ControlResult(models.Model):
     not_applicable = models.PositiveIntegerField(default=0)
     manual = models.PositiveIntegerField(default=0)
     errors = models.PositiveIntegerField(default=0)
+    not_assessed = models.PositiveIntegerField(default=0, help_text="evidence to decide was not collected")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["result_set", "control"], name="control_result_unique")]

@@ -14,9 +14,12 @@ A check function has the signature ``fn(resource, ctx) -> (Status, detail)``:
 * ``detail`` is ONE line naming the field and the value that decided it, e.g.
   ``HostConfig.Privileged=true``, so a reviewer can verify a result without re-running it.
 
-Missing evidence is never a pass: a check that cannot see what it needs returns
-``not_applicable`` (evidence not collected, e.g. "host probe not enabled") or ``error`` (evidence
-collection failed), never ``pass``.
+Missing evidence is never a pass, and never "not applicable" either: a check that cannot see
+what it needs returns ``not_assessed`` (the evidence to decide was not collected: "host probe not
+enabled", or the probe could not run) or ``error`` (the evidence is there but could not be
+read or decided). ``not_applicable`` means the evidence was seen and the recommendation does
+not apply to this resource (no TLS configured, a stopped container, no swarm). Scores count
+pass / (pass + fail); ``not_assessed`` stays visible as a coverage gap.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class Status(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     NOT_APPLICABLE = "not_applicable"
+    NOT_ASSESSED = "not_assessed"
     MANUAL = "manual"
     ERROR = "error"
 
@@ -161,6 +165,11 @@ def failed(detail: str) -> Result:
 
 def not_applicable(detail: str) -> Result:
     return Status.NOT_APPLICABLE, detail
+
+
+def not_assessed(detail: str) -> Result:
+    """The evidence that would decide was not collected (probe off or failed): a coverage gap."""
+    return Status.NOT_ASSESSED, detail
 
 
 def manual(detail: str) -> Result:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from scanners.checks.base import Result, errored, not_applicable
+from scanners.checks.base import Result, errored, not_assessed
 
 NO_PROBE = "host probe not enabled"
 
@@ -285,6 +285,33 @@ class Context:
     def swarm_active(self) -> bool:
         return self.swarm.get("LocalNodeState") == "active"
 
+    def default_bridge(self) -> tuple[bool | None, str]:
+        """Whether this daemon has its default ``bridge`` network (docker0), and why we think so.
+
+        A daemon started with ``--bridge=none`` (or ``"bridge": "none"``, CIS's own remediation)
+        has no such network, yet ``docker inspect`` still lists a ``bridge`` entry, with an empty
+        NetworkID, for every container in the default network mode. Evidence, best first: the
+        daemon's bridge setting (probe); any container attached to a real bridge network (a
+        NetworkID); a running container whose bridge entry has none. None: cannot tell.
+        """
+        if self.daemon is not None and self.host is not None:
+            setting = self.daemon.get("bridge")
+            if setting is not None and str(setting.value) == "none":
+                return False, f"{setting.describe()}: the daemon has no default bridge"
+        seen_empty: str | None = None
+        for c in self.containers:
+            entry = ((c.inspect.get("NetworkSettings") or {}).get("Networks") or {}).get("bridge")
+            if not isinstance(entry, dict):
+                continue
+            if entry.get("NetworkID"):
+                return True, f"container {c.name} is attached to the bridge network {str(entry['NetworkID'])[:12]}"
+            if c.running and seen_empty is None:
+                seen_empty = c.name
+        if seen_empty is not None:
+            return False, (f"running container {seen_empty} has no bridge NetworkID: "
+                           "the daemon has no default bridge (bridge=none)")
+        return None, "no container shows whether the default bridge exists"
+
     def seccomp_profile_file(self) -> tuple[str, str] | None:
         """(path, text) of the daemon's custom seccomp profile when the probe read it."""
         if self.daemon is None or self.host is None:
@@ -339,9 +366,9 @@ class Context:
 
     # -- host probe helpers: missing evidence is never a pass ---------------------------
     def probe_missing(self) -> Result | None:
-        """not_applicable when the probe is off; None when host evidence exists."""
+        """not_assessed when the probe is off or could not run; None when host evidence exists."""
         if self.host is None:
-            return not_applicable(NO_PROBE)
+            return not_assessed(NO_PROBE)
         if self.probe_failed:
             return self.unreported("anything")
         return None
@@ -357,16 +384,19 @@ class Context:
         return entry if isinstance(entry, dict) else None
 
     def unreported(self, what: str) -> Result:
-        """The probe ran but said nothing about ``what``: error, with the probe's reason."""
+        """The probe said nothing about ``what``. When it could not run at all, nothing was
+        collected (not_assessed, with its reason); when it ran and skipped ``what``, error."""
         errors = [str(e) for e in (self.host or {}).get("errors") or []]
+        if self.probe_failed:
+            return not_assessed(f"host probe failed: {errors[0]}")
         if errors:
             return errored(f"host probe failed: {errors[0]}")
         return errored(f"host probe did not report {what}")
 
     def setting_or_unknown(self, key: str) -> tuple[Setting | None, Result | None]:
-        """(effective setting, None) or (None, a not_applicable/error result to return)."""
+        """(effective setting, None) or (None, a not_assessed/error result to return)."""
         if self.host is None or self.daemon is None:
-            return None, not_applicable(NO_PROBE)
+            return None, not_assessed(NO_PROBE)
         if self.probe_failed:
             return None, self.unreported(key)
         setting = self.daemon.get(key)

@@ -4,7 +4,7 @@ Evidence, best first: ``docker info`` decides what it exposes (storage driver, l
 logging driver, security options, authorization plugins, registries); settings that info does
 not expose (icc, iptables, userland-proxy, no-new-privileges, default ulimits, cgroup-parent,
 TCP hosts) come from the host probe's daemon.json and dockerd command line, so without the
-probe they are ``not_applicable`` ("host probe not enabled"), never a guess.
+probe they are ``not_assessed`` ("host probe not enabled"), never a guess.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 "644 or stricter" means no permission bit outside 0644 is set (0600, 0640 and 0444 pass; 0664
 and 0755 fail; setuid/setgid/sticky bits always fail). "Owned by root" means uid 0 and gid 0.
 A file that is legitimately absent is ``not_applicable`` (CIS: "if the file exists"); a file the
-probe did not report is ``error``; no probe is ``not_applicable`` with "host probe not enabled".
+probe did not report is ``error``; no probe, or a probe that could not run, is ``not_assessed``.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _tls_file(key: str) -> Callable[[Context], Sequence[str] | Result]:
     """The file named by --tlscacert/--tlscert/--tlskey, or its default when TLS is on."""
     def paths(ctx: Context) -> Sequence[str] | Result:
         if ctx.host is None or ctx.daemon is None:
-            return ctx.probe_missing() or not_applicable("host probe not enabled")
+            return ctx.probe_missing() or ctx.unreported("the daemon settings")
         setting, unknown = ctx.setting_or_unknown(key)
         if setting is not None and setting.value:
             return [str(setting.value)]

@@ -6,7 +6,7 @@ syscall form ``-a always,exit -F path=/run/containerd -F perm=war -k docker``. S
 follow (auditctl(8)): a ``-w`` watch on a directory is recursive, ``-F dir=`` is recursive,
 ``-F path=`` is exact, and ``never`` rules add no coverage (they are the exclusions CIS suggests).
 
-Missing evidence is never a pass: no probe gives ``not_applicable`` ("host probe not enabled"),
+Missing evidence is never a pass: no probe gives ``not_assessed`` ("host probe not enabled"),
 a probe that ran but did not report a path gives ``error`` (with the probe's own reason), and a
 file that legitimately does not exist on this distribution (``/etc/sysconfig/docker`` on Debian)
 gives ``not_applicable``, as CIS says.
@@ -113,6 +113,8 @@ def _audit_rules(ctx: Context) -> tuple[list[AuditRule] | None, Result | None]:
              if k.startswith(AUDIT_DIR) and k.endswith(".rules") and v is not None]
     if texts:
         return [r for t in texts for r in parse_audit_rules(t)], None
+    if ctx.probe_failed:  # nothing was collected
+        return None, ctx.unreported("the audit rules")
     errors = [str(e) for e in host.get("errors") or []]
     if errors:  # the probe had trouble: absence of rules files proves nothing
         first = next((e for e in errors if AUDIT_DIR in e), errors[0])

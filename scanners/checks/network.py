@@ -204,15 +204,21 @@ def mount_propagation_private(c: ContainerView, _: Context) -> Result:
     remediation="Attach the container to a user-defined network (docker network create; "
     "--network NAME).",
     requires=CONTAINER,
+    version=2,
 )
-def default_bridge_unused(c: ContainerView, _: Context) -> Result:
+def default_bridge_unused(c: ContainerView, ctx: Context) -> Result:
     mode = c.network_mode
     if mode == "host" or mode.startswith("container:"):
         return not_applicable(f"NetworkMode={mode} has no network of its own")
     networks = sorted((c.inspect.get("NetworkSettings") or {}).get("Networks") or {})
+    shown = f"NetworkMode={mode}, networks={','.join(networks) or 'none'}"
     if mode in ("default", "bridge") or "bridge" in networks:
-        return failed(one_line(f"NetworkMode={mode}, networks={','.join(networks) or 'none'}"))
-    return passed(one_line(f"NetworkMode={mode}, networks={','.join(networks) or 'none'}"))
+        # Judge on the networks that exist: with --bridge=none there is no docker0 to use.
+        exists, why = ctx.default_bridge()
+        if exists is False:
+            return passed(one_line(f"{shown}; {why}"))
+        return failed(one_line(shown))
+    return passed(one_line(shown))
 
 
 @check(

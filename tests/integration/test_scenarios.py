@@ -20,8 +20,8 @@ Machine constraints (all private daemons run ``--bridge=none --iptables=false
 --ip-masq=false``; no AppArmor, SELinux, /etc/subuid here; ``--privileged`` cannot start):
 2.2 icc is not_applicable without a default bridge and ``--icc=false`` cannot start with
 ``--iptables=false``, so icc is also checked on the real evidence with the bridge flag
-removed; 2.4 always fails (``--iptables=false``); 5.31 is not_applicable without
-userns-remap; a privileged and an rshared container are created but never started (stopped
+removed; 2.4 always fails (``--iptables=false``); 5.31 notes that userns-remap is off;
+a privileged and an rshared container are created but never started (stopped
 containers are audited like running ones).
 """
 
@@ -44,7 +44,7 @@ import pytest
 from django.core.management import call_command
 
 from scanners import registry
-from scanners.checks.base import Scope
+from scanners.checks.base import Scope, Status
 from scanners.client import HostConfig
 from scanners.runner import run_checks
 from tests.integration.scenarios_support import (
@@ -219,10 +219,14 @@ CONTAINER_SCENARIOS: list[ContainerScenario] = [
     S("ipc_host", "--ipc=host.", {"5.17": (FAIL, "HostConfig.IpcMode=host")}, {"ipc_mode": "host"}),
     S("uts_host", "--uts=host.", {"5.21": (FAIL, "HostConfig.UTSMode=host")}, {"uts_mode": "host"}),
     S("userns_host",
-      "--userns=host: without userns-remap on the daemon (this host has no /etc/subuid, and "
-      "making one would change the machine) every container already shares the host user "
-      "namespace, so 5.31 is the documented not_applicable (2.10 fails once instead).",
-      {"5.31": (NA, "daemon has no userns-remap")}, {"userns_mode": "host"}),
+      "--userns=host fails 5.31 whatever the daemon does, as CIS's audit and docker-bench do; "
+      "the detail says remap is off on the daemon (this host has no /etc/subuid, so 2.10 fails too).",
+      {"5.31": (FAIL, "HostConfig.UsernsMode=host; the daemon has no userns-remap (see 2.10)")},
+      {"userns_mode": "host"}),
+    S("default_network_without_bridge",
+      "NetworkMode=default on a --bridge=none daemon: inspect still lists a 'bridge' entry, with "
+      "no NetworkID, but there is no docker0 to be on: 5.30 passes, judged on networks that exist.",
+      {"5.30": (PASS, "the daemon has no default bridge")}, {"network_mode": "default"}),
     S("sensitive_dir_rw", "-v /etc:/host-etc (read-write).",
       {"5.6": (FAIL, "Mounts /etc -> /host-etc (rw)")},
       lambda env: {"mounts": [_bind("/etc", "/host-etc", ro=False)]}),
@@ -349,7 +353,7 @@ def baseline_container(info: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
         "5.27": (PASS, "State.Health.Status="),
         "5.29": (PASS, "HostConfig.PidsLimit=64"),
         "5.30": (PASS, "NetworkMode=none, networks=none"),
-        "5.31": (NA, "daemon has no userns-remap (see 2.10)"),
+        "5.31": (PASS, 'HostConfig.UsernsMode=""; the daemon has no userns-remap (see 2.10)'),
         "5.32": (PASS, "no docker.sock among 0 mounts"),
     }
 
@@ -715,7 +719,7 @@ def test_it_never_passes_probe_settings_without_the_probe(daemons):
     findings = run_checks(snap)
     found = verdicts(findings, "daemon", "daemon")
     for cid in ("2.2", "2.3", "2.8", "2.9", "2.11", "2.15", "2.17"):
-        assert (found[cid].status, found[cid].detail) == (NA, "host probe not enabled"), cid
+        assert (found[cid].status, found[cid].detail) == (Status.NOT_ASSESSED, "host probe not enabled"), cid
     inherits = verdicts(findings, "container", "sc-inherits-nnp")["5.26"]
     assert inherits.status == FAIL and "no host probe" in inherits.detail
     ulimits = verdicts(findings, "container", "sc-hardened")["5.19"]

@@ -4,7 +4,9 @@ sets, deltas, exceptions and attestations applied as of a moment, re-evaluation.
 from __future__ import annotations
 
 import copy
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -16,6 +18,8 @@ from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.rollup import control_rollup, scan_results
 from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet
 from tests.posture.conftest import SNAPSHOT, stored_scan
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "checks"
 
 pytestmark = pytest.mark.django_db
 
@@ -59,7 +63,8 @@ def test_it_reuses_the_result_set_of_an_unchanged_scan_and_reports_the_delta(hos
     second = stored_scan(host, SNAPSHOT)
     e2 = evaluate_scan(second)
     assert e2.result_set_id == e1.result_set_id and ResultSet.objects.count() == 1
-    assert (e2.new_failures, e2.fixed) == (0, 0) and e2.unchanged_failures == e1.new_failures > 0
+    assert (e2.new_failures, e2.fixed) == (0, 0)
+    assert e2.unchanged_failures == ResultSet.objects.get().counts["fail"] > 0
     fixed = copy.deepcopy(SNAPSHOT)
     fixed["containers"] = [c for c in fixed["containers"] if c["name"] != "rec-privileged"]
     e3 = evaluate_scan(stored_scan(host, fixed))
@@ -150,3 +155,34 @@ def test_it_keeps_results_of_look_alike_long_names_apart(host):
     evaluate_scan(scan)
     rows = {r["resource"]: r["status"] for r in scan_results(scan) if r["check"] == "container.privileged_disabled"}
     assert rows["a" * 400 + "-evil"] == "fail" and rows["a" * 400 + "-good"] == "pass"
+
+
+def test_it_reports_nothing_new_or_fixed_on_the_first_scan_of_a_host(host):
+    e1 = evaluate_scan(stored_scan(host, SNAPSHOT))
+    assert e1.result_set.counts["fail"] > 0
+    assert (e1.new_failures, e1.fixed, e1.unchanged_failures) == (0, 0, 0)
+
+
+def test_it_does_not_count_a_failure_that_became_an_error_or_not_assessed_as_fixed(host):
+    with_probe = copy.deepcopy(SNAPSHOT)
+    with_probe["host"] = json.loads((FIXTURES / "host-bad.json").read_text())
+    e1 = evaluate_scan(stored_scan(host, with_probe))
+    host_failures = CheckResult.objects.filter(result_set_id=e1.result_set_id, resource_type="host", status="fail")
+    assert host_failures.count() > 0
+    probe_failed = copy.deepcopy(with_probe)
+    probe_failed["host"].update(files={}, contents={}, mounts=[], docker_root_is_mount=None,
+                                errors=["the host probe script failed: exit code 2"])
+    e2 = evaluate_scan(stored_scan(host, probe_failed))
+    assert CheckResult.objects.filter(result_set_id=e2.result_set_id, resource_type="host",
+                                      status="not_assessed").count() >= host_failures.count()
+    # Every failure that became not_assessed is neither fixed nor still failing.
+    assert e2.result_set.counts["fail"] <= e1.result_set.counts["fail"] - host_failures.count()
+    assert (e2.new_failures, e2.fixed, e2.unchanged_failures) == (0, 0, e2.result_set.counts["fail"])
+
+
+def test_it_orders_every_check_status_in_one_enum():
+    from posture.choices import ResultStatus
+    from scanners.checks.base import Status
+
+    assert {s.value for s in Status} | {"excepted"} == set(ResultStatus.order())
+    assert set(ResultStatus.order(read_time=False)) == {s.value for s in Status}

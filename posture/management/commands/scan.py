@@ -82,7 +82,7 @@ class Command(BaseCommand):
             if evaluation:
                 counts = evaluation.result_set.counts
                 self.stdout.write(
-                    "  results: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("pass", "fail", "manual", "not_applicable", "error"))
+                    "  results: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("pass", "fail", "manual", "not_assessed", "not_applicable", "error"))
                     + f"; since the previous scan: {evaluation.new_failures} new failures, {evaluation.fixed} fixed"
                 )
             for w in scan.warnings:

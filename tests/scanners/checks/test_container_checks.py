@@ -117,8 +117,10 @@ def test_it_follows_a_namespace_joined_from_another_container(check_fn, field):
     assert evaluate(check_fn, snap, "rec-hardened")[0] is Status.ERROR
 
 
-def test_it_checks_the_user_namespace_only_where_remapping_is_on():
-    assert evaluate(rt.host_userns_not_shared, snapshot(), "rec-hostns")[0] is NA
+def test_it_fails_a_host_user_namespace_whatever_the_daemon_does():
+    # CIS's audit (and docker-bench) flag UsernsMode=host even without remapping on the daemon.
+    assert evaluate(rt.host_userns_not_shared, snapshot(), "rec-hostns") == (
+        FAIL, "HostConfig.UsernsMode=host; the daemon has no userns-remap (see 2.10)")
     snap = _with_security_options("name=userns")
     assert evaluate(rt.host_userns_not_shared, snap, "rec-hostns") == (FAIL, "HostConfig.UsernsMode=host")
     assert evaluate(rt.host_userns_not_shared, snap, "rec-default") == (PASS, 'HostConfig.UsernsMode=""')
@@ -225,10 +227,32 @@ def test_it_checks_mount_propagation():
     assert evaluate(n.mount_propagation_private, snapshot(), "rec-hardened")[0] is PASS
 
 
+def _with_bridge_network(snap: dict, network_id: str = "f00dfeed" * 8) -> dict:
+    """The recording daemon ran --bridge=none; give its default-mode containers a real bridge."""
+    for c in snap["containers"]:
+        entry = c["inspect"]["NetworkSettings"]["Networks"].get("bridge")
+        if entry is not None:
+            entry["NetworkID"] = network_id
+    return snap
+
+
 @pytest.mark.parametrize(("name", "status"), [
-    ("rec-default", FAIL), ("rec-hardened", PASS), ("rec-hostns", NA)])
+    ("rec-default", FAIL), ("rec-stopped", FAIL), ("rec-hardened", PASS), ("rec-hostns", NA)])
 def test_it_checks_the_default_bridge(name, status):
-    assert evaluate(n.default_bridge_unused, snapshot(), name)[0] is status
+    assert evaluate(n.default_bridge_unused, _with_bridge_network(snapshot()), name)[0] is status
+
+
+@pytest.mark.parametrize("name", ["rec-default", "rec-stopped"])
+def test_it_passes_the_default_network_mode_when_the_daemon_has_no_bridge(name):
+    # Recorded on dockerd --bridge=none: inspect lists "bridge" with an empty NetworkID.
+    status, detail = evaluate(n.default_bridge_unused, snapshot(), name)
+    assert status is PASS and "the daemon has no default bridge" in detail
+
+
+def test_it_fails_a_stopped_container_when_nothing_shows_the_bridge_is_missing():
+    snap = snapshot()
+    snap["containers"] = [c for c in snap["containers"] if c["name"] == "rec-stopped"]
+    assert evaluate(n.default_bridge_unused, snap, "rec-stopped")[0] is FAIL
 
 
 def test_it_finds_the_docker_socket_by_name_and_by_the_daemons_socket_path():

@@ -44,8 +44,8 @@ PROBE_ONLY = [d.icc_disabled, d.log_level_info, d.iptables_enabled, d.tcp_requir
 
 
 @pytest.mark.parametrize("check_fn", PROBE_ONLY, ids=lambda f: f.spec.id)
-def test_it_says_not_applicable_without_the_probe(check_fn):
-    assert evaluate(check_fn, snapshot()) == (NA, "host probe not enabled")
+def test_it_says_not_assessed_without_the_probe(check_fn):
+    assert evaluate(check_fn, snapshot()) == (Status.NOT_ASSESSED, "host probe not enabled")
 
 
 @pytest.mark.parametrize(("check_fn", "good", "bad"), [

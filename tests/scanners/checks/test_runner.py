@@ -61,7 +61,7 @@ def test_it_links_findings_to_their_stored_evidence():
 
 def test_it_links_no_host_evidence_when_the_probe_is_off():
     f = next(f for f in run_checks(snapshot()) if f.check_id == "host.etc_docker_mode")
-    assert (f.status, f.detail, f.evidence_kind) == (Status.NOT_APPLICABLE, "host probe not enabled", "")
+    assert (f.status, f.detail, f.evidence_kind) == (Status.NOT_ASSESSED, "host probe not enabled", "")
 
 
 def test_it_turns_a_raising_check_into_an_error_and_carries_on():
