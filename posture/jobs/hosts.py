@@ -31,8 +31,8 @@ from posture.models.hosts import (
 )
 
 __all__ = [
-    "HOST_FIELDS", "INTERVAL_MAX_MINUTES", "INTERVAL_MIN_MINUTES", "archive_host", "clean_host", "host_named",
-    "save_host", "unarchive_host",
+    "HOST_FIELDS", "INTERVAL_MAX_MINUTES", "INTERVAL_MIN_MINUTES", "PurgeRefused", "archive_host", "clean_host",
+    "host_named", "purge_host", "save_host", "unarchive_host",
 ]
 
 #: The fields a caller may write; everything else (archived_at, next_scan_at) has its own use case.
@@ -176,6 +176,47 @@ def unarchive_host(host: DockerHost, *, actor=None, actor_label: str = "") -> tu
         host.save(update_fields=["archived_at", "updated_at"])
         record("host.unarchived", host.name, actor=actor, actor_label=actor_label)
     return host, True
+
+
+class PurgeRefused(Exception):
+    """The host cannot be purged now; the message says why and what to do."""
+
+
+def purge_host(host: DockerHost, *, actor=None, actor_label: str = "") -> dict[str, int]:
+    """Retention, not an ordinary action: delete an *archived* host with its scans, results
+    and the evidence no other scan shares, in one transaction, audited as ``host.purged``
+    (audit events themselves are kept). Only `manage.py purge_host NAME --confirm` calls it.
+
+    Archiving first is required so a purge is always a deliberate second step. Content-
+    addressed rows (evidence, evidence sets, result sets) still used by another scan stay."""
+    from posture.choices import ScanState
+    from posture.models import Evidence, EvidenceSet, EvidenceSetItem, ResultSet, ScanRun
+
+    with transaction.atomic():
+        host = DockerHost.objects.select_for_update().get(pk=host.pk)
+        if not host.archived:
+            raise PurgeRefused(f"host {host.name!r} is not archived; archive it first, then purge")
+        scans = ScanRun.objects.filter(host=host)
+        if scans.filter(state__in=[ScanState.QUEUED, ScanState.RUNNING]).exists():
+            raise PurgeRefused(f"host {host.name!r} has a scan queued or running; wait for it to finish")
+        set_ids = set(scans.exclude(evidence_set=None).values_list("evidence_set_id", flat=True))
+        result_ids = set(scans.values_list("evaluations__result_set_id", flat=True)) - {None}
+        evidence_ids = set(EvidenceSetItem.objects.filter(evidence_set_id__in=set_ids)
+                           .values_list("evidence_id", flat=True))
+        counts = {"scans": scans.count()}
+        scans.update(previous=None)  # the chain links scans of this host only; PROTECT would refuse
+        scans.delete()
+        counts["result_sets"] = ResultSet.objects.filter(pk__in=result_ids, evaluations__isnull=True).delete()[1].get(
+            "posture.ResultSet", 0)
+        counts["evidence_sets"] = EvidenceSet.objects.filter(pk__in=set_ids, scans__isnull=True).delete()[1].get(
+            "posture.EvidenceSet", 0)
+        still_used = EvidenceSetItem.objects.filter(evidence_id__in=evidence_ids).values("evidence_id")
+        counts["evidence"] = Evidence.objects.filter(pk__in=evidence_ids).exclude(pk__in=still_used).delete()[1].get(
+            "posture.Evidence", 0)
+        name = host.name
+        host.delete()
+        record("host.purged", name, actor=actor, actor_label=actor_label, **counts)
+    return counts
 
 
 def messages_of(exc: ValidationError) -> dict[str, list[str]]:
