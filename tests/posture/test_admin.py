@@ -56,3 +56,28 @@ def test_it_refuses_to_delete_a_host_with_scans_even_outside_the_admin(scan):
     with pytest.raises(ProtectedError):
         scan.host.delete()
     assert ScanRun.objects.filter(pk=scan.pk).exists()
+
+
+def test_it_shows_the_host_pages_and_hides_archived_hosts_by_default(admin_client, scan):
+    from posture.jobs.hosts import archive_host
+
+    DockerHost.objects.create(name="active", url="unix:///a.sock")
+    archive_host(scan.host)
+    assert admin_client.get("/admin/posture/dockerhost/add/").status_code == 200
+    listing = admin_client.get("/admin/posture/dockerhost/").content.decode()
+    assert ">active<" in listing and ">h1<" not in listing
+    assert ">h1<" in admin_client.get("/admin/posture/dockerhost/?archived=yes").content.decode()
+    assert admin_client.get(f"/admin/posture/dockerhost/{scan.host_id}/change/").status_code == 200
+
+
+def test_it_refuses_to_edit_an_archived_host_in_the_admin(admin_client, scan):
+    from posture.jobs.hosts import archive_host
+
+    archive_host(scan.host)
+    response = admin_client.post(f"/admin/posture/dockerhost/{scan.host_id}/change/", {
+        "name": "h1", "url": "unix:///other.sock", "tls_ca": "", "tls_cert": "", "tls_key": "",
+        "scan_interval_minutes": "60", "enabled": "on"})
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert "host 'h1' is archived (its history is kept); unarchive it first" in errors
+    assert DockerHost.objects.get(pk=scan.host_id).url == "unix:///var/run/docker.sock"
