@@ -156,7 +156,7 @@ def _parse_at(request) -> datetime | None:
 def _framework(request, default: str | None = None) -> str | None:
     """``?framework=`` checked to look like a slug before it reaches the database (PostgreSQL
     refuses NUL in a string: that used to be a 500)."""
-    raw = request.query_params.get("framework", default)
+    raw = request.query_params.get("framework") or default
     if raw is None or FRAMEWORK_SLUG.fullmatch(raw):
         return raw
     raise drf_exceptions.ValidationError(
