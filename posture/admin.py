@@ -1,4 +1,5 @@
-"""Admin: hosts are editable (TLS material write-only), evidence and scans read-only."""
+"""Admin: hosts are editable (TLS material write-only) and archived, never deleted; evidence and
+scans read-only."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import json
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.utils.html import format_html
 
+from posture.jobs.hosts import archive_host, clean_host, messages_of, save_host, unarchive_host
 from posture.models import (
     Attestation,
     AuditEvent,
@@ -20,14 +23,22 @@ from posture.models import (
     Framework,
     ScanRun,
 )
+from posture.models.hosts import INTERVAL_RULE, NAME_RULE, default_interval
 
 
 class DockerHostForm(forms.ModelForm):
-    """TLS fields are write-only: leaving one empty keeps the stored value."""
+    """Validated by `posture.jobs.hosts.clean_host`, the rules the API and `addhost` use, so
+    the same bad input gets the same message here. The fields do no checks of their own (no
+    stripping, no length limit). TLS fields are write-only: leaving one empty keeps the
+    stored value."""
 
-    tls_ca = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="PEM; empty keeps the stored one")
-    tls_cert = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="PEM; empty keeps the stored one")
-    tls_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, help_text="PEM; empty keeps the stored one")
+    name = forms.CharField(required=False, strip=False, help_text=NAME_RULE)
+    url = forms.CharField(required=False, strip=False, widget=forms.TextInput(attrs={"size": 60}),
+                          help_text="unix:///var/run/docker.sock, tcp://host:2376 (with TLS), ssh://user@host")
+    tls_ca = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, strip=False, help_text="PEM; empty keeps the stored one")
+    tls_cert = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, strip=False, help_text="PEM; empty keeps the stored one")
+    tls_key = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False, strip=False, help_text="PEM; empty keeps the stored one")
+    scan_interval_minutes = forms.IntegerField(initial=default_interval, help_text=INTERVAL_RULE)
 
     class Meta:
         model = DockerHost
@@ -40,22 +51,78 @@ class DockerHostForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        for name in ("tls_ca", "tls_cert", "tls_key"):
-            if not data.get(name) and self.instance.pk:
-                data[name] = getattr(DockerHost.objects.get(pk=self.instance.pk), name)
+        stored = DockerHost.objects.filter(pk=self.instance.pk).first() if self.instance.pk else None
+        changes = {}
+        for name in self.Meta.fields:
+            if name not in data:
+                continue  # its own field check failed (e.g. not a number): already reported
+            if name in ("tls_ca", "tls_cert", "tls_key") and not data[name]:
+                if stored is not None:
+                    data[name] = getattr(stored, name)  # keep the stored PEM
+                continue
+            changes[name] = data[name]
+        try:
+            clean_host(stored, changes)
+        except ValidationError as exc:
+            for field, messages in messages_of(exc).items():
+                self.add_error(None if field == NON_FIELD_ERRORS else field, messages)
+        self.host_changes = changes
         return data
+
+
+class ArchivedFilter(admin.SimpleListFilter):
+    """Archived hosts are hidden unless asked for, as in the API's default list."""
+
+    title = "archived"
+    parameter_name = "archived"
+
+    def lookups(self, request, model_admin):
+        return [("no", "Active"), ("yes", "Archived"), ("all", "All")]
+
+    def choices(self, changelist):
+        for value, label in self.lookup_choices:
+            yield {"selected": (self.value() or "no") == value, "display": label,
+                   "query_string": changelist.get_query_string({self.parameter_name: value})}
+
+    def queryset(self, request, queryset):
+        value = self.value() or "no"
+        if value == "all":
+            return queryset
+        return queryset.filter(archived_at__isnull=value == "no")
 
 
 @admin.register(DockerHost)
 class DockerHostAdmin(admin.ModelAdmin):
+    """Writes go through `save_host` (validated, audited). No delete, for anyone: a host's
+    scans are evidence; archive it instead (an action here, or DELETE in the API)."""
+
     form = DockerHostForm
-    list_display = ["name", "url", "uses_tls", "probe_enabled", "scan_interval_minutes", "next_scan_at", "enabled"]
-    list_filter = ["enabled", "probe_enabled"]
+    list_display = ["name", "url", "uses_tls", "probe_enabled", "scan_interval_minutes", "next_scan_at", "enabled",
+                    "archived_at"]
+    list_filter = [ArchivedFilter, "enabled", "probe_enabled"]
     search_fields = ["name", "url"]
+    readonly_fields = ["archived_at"]
+    actions = ["archive_hosts", "unarchive_hosts"]
 
     @admin.display(boolean=True, description="TLS")
     def uses_tls(self, obj: DockerHost) -> bool:
         return obj.uses_tls
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj: DockerHost, form: DockerHostForm, change: bool) -> None:
+        save_host(obj, form.host_changes, actor=request.user)
+
+    @admin.action(description="Archive the selected hosts (history kept, never scanned)", permissions=["change"])
+    def archive_hosts(self, request, queryset) -> None:
+        done = sum(archive_host(host, actor=request.user)[1] for host in queryset)
+        self.message_user(request, f"{done} host(s) archived; their history is kept.")
+
+    @admin.action(description="Unarchive the selected hosts (they stay disabled)", permissions=["change"])
+    def unarchive_hosts(self, request, queryset) -> None:
+        done = sum(unarchive_host(host, actor=request.user)[1] for host in queryset)
+        self.message_user(request, f"{done} host(s) unarchived; enable them to scan again.")
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -1,48 +1,58 @@
 from __future__ import annotations
 
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
 from rest_framework import serializers
 
+from posture.jobs.hosts import messages_of, save_host
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
+from posture.models.hosts import INTERVAL_RULE, NAME_RULE
 
 
 class DockerHostSerializer(serializers.ModelSerializer):
-    """TLS material is write-only: it is accepted, stored encrypted, never returned."""
+    """TLS material is write-only: it is accepted, stored encrypted, never returned.
 
-    tls_ca = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    tls_cert = serializers.CharField(write_only=True, required=False, allow_blank=True)
-    tls_key = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    Every rule (name, URL, interval, TLS, names taken, archived hosts) lives in
+    `posture.jobs.hosts.save_host`, shared with `addhost` and the admin: the fields here do
+    no validation of their own (no trimming, no length limits), so the same bad input gets
+    the same message on every path."""
+
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True, help_text=NAME_RULE)
+    url = serializers.CharField(trim_whitespace=False, allow_blank=True,
+                                help_text="unix:///var/run/docker.sock, tcp://host:2376 (with TLS), ssh://user@host")
+    scan_interval_minutes = serializers.IntegerField(required=False, help_text=INTERVAL_RULE)
+    tls_ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
+    tls_cert = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
+    tls_key = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
     uses_tls = serializers.BooleanField(read_only=True)
+    archived = serializers.BooleanField(read_only=True)
     current_scan = serializers.SerializerMethodField()
 
     class Meta:
         model = DockerHost
         fields = ["id", "name", "url", "tls_ca", "tls_cert", "tls_key", "uses_tls", "probe_enabled",
-                  "scan_interval_minutes", "next_scan_at", "enabled", "created_at", "current_scan"]
-        read_only_fields = ["next_scan_at", "created_at"]
+                  "scan_interval_minutes", "next_scan_at", "enabled", "archived", "archived_at", "created_at",
+                  "current_scan"]
+        read_only_fields = ["next_scan_at", "archived_at", "created_at"]
 
     def get_current_scan(self, host: DockerHost) -> int | None:
         return getattr(host, "current_scan_id", None)
 
-    def validate(self, attrs: dict) -> dict:
-        """TLS material is checked before it is stored (readable PEM, key matching the
-        certificate, not expired), as `manage.py addhost` does."""
-        from scanners.client import HostConfig, validate_tls
-        from scanners.errors import TLSFailure
+    def _save(self, host: DockerHost | None, data: dict) -> DockerHost:
+        try:
+            return save_host(host, data, actor=self.context["request"].user)
+        except DjangoValidationError as exc:
+            errors = messages_of(exc)
+            if NON_FIELD_ERRORS in errors:
+                errors["detail"] = errors.pop(NON_FIELD_ERRORS)
+            raise serializers.ValidationError(errors) from None
 
-        tls = {k: attrs.get(k, getattr(self.instance, k, "") if self.instance else "") or ""
-               for k in ("tls_ca", "tls_cert", "tls_key")}
-        if any(attrs.get(k) for k in tls):
-            url = attrs.get("url") or (self.instance.url if self.instance else "")
-            if not url.startswith("tcp://"):
-                raise serializers.ValidationError({"url": "TLS material only applies to tcp:// URLs"})
-            if not all(tls.values()):
-                raise serializers.ValidationError({"tls_key": "TLS needs all three of tls_ca, tls_cert and tls_key"})
-            try:
-                validate_tls(HostConfig(url=url, tls_ca=tls["tls_ca"], tls_cert=tls["tls_cert"], tls_key=tls["tls_key"]))
-            except TLSFailure as exc:
-                raise serializers.ValidationError({"tls_cert": f"TLS files refused: {exc}"}) from None
-        return attrs
+    def create(self, validated_data: dict) -> DockerHost:
+        return self._save(None, validated_data)
+
+    def update(self, instance: DockerHost, validated_data: dict) -> DockerHost:
+        return self._save(instance, validated_data)
 
 
 class ScanRunSerializer(serializers.ModelSerializer):
@@ -54,6 +64,11 @@ class ScanRunSerializer(serializers.ModelSerializer):
         fields = ["id", "host", "trigger", "state", "queued_at", "started_at", "finished_at", "attempts", "error",
                   "counts", "warnings", "log", "scanner_version", "manifest_digest", "chain_digest"]
         read_only_fields = [f for f in fields if f != "host"]
+
+    def validate_host(self, host: DockerHost) -> DockerHost:
+        if host.archived:
+            raise serializers.ValidationError(f"host {host.name!r} is archived; unarchive it to scan it")
+        return host
 
 
 class ControlExceptionSerializer(serializers.ModelSerializer):

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import re
+from datetime import datetime
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import Max, Q
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -14,6 +18,7 @@ from rest_framework.decorators import action
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
@@ -27,6 +32,7 @@ from posture.api.serializers import (
 from posture.choices import ScanState, Trigger
 from posture.filtersets import AuditEventFilterSet
 from posture.jobs import exceptions as exception_jobs
+from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.rollup import control_rollup, scan_results
 from posture.jobs.scans import request_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
@@ -34,28 +40,59 @@ from posture.models.audit import record
 from posture.tasks import send_scan
 from posture.uploads import attestation_file_response
 
+ARCHIVED_CHOICES = ("false", "true", "all")
+FRAMEWORK_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 
 class DockerHostViewSet(viewsets.ModelViewSet):
+    """Hosts. Writes go through `posture.jobs.hosts` (one validation, audited).
+
+    DELETE archives the host instead of deleting it (its scans are evidence): the answer is
+    200 with the archived host, and a second DELETE changes nothing. Archived hosts are
+    disabled, never scheduled, read-only until ``POST .../unarchive/``, and left out of the
+    list unless ``?archived=true`` (only archived) or ``?archived=all``."""
+
     serializer_class = DockerHostSerializer
     permission_classes = [RolePermission]
     filterset_fields = ["enabled", "probe_enabled"]
 
     def get_queryset(self):
-        return DockerHost.objects.annotate(
+        qs = DockerHost.objects.annotate(
             current_scan_id=Max("scans__id", filter=Q(scans__state=ScanState.SUCCEEDED))
         ).order_by("name")
+        if self.action != "list":
+            return qs
+        archived = self.request.query_params.get("archived", "false")
+        if archived not in ARCHIVED_CHOICES:
+            raise drf_exceptions.ValidationError({"archived": ["one of false (the default), true or all"]})
+        return qs if archived == "all" else qs.filter(archived_at__isnull=archived == "false")
 
-    def perform_create(self, serializer):
-        host = serializer.save()
-        record("host.created", host.name, actor=self.request.user, url=host.url)
+    def get_success_headers(self, data) -> dict[str, str]:
+        """Location is the new host's API URL (DRF's default would use the Docker URL field)."""
+        return {"Location": reverse("api:host-detail", args=[data["id"]], request=self.request)}
 
-    def perform_update(self, serializer):
-        host = serializer.save()
-        record("host.updated", host.name, actor=self.request.user, url=host.url)
+    def _answer(self, host: DockerHost) -> Response:
+        return Response(self.get_serializer(self.get_queryset().get(pk=host.pk)).data)
 
-    def perform_destroy(self, instance):
-        record("host.deleted", instance.name, actor=self.request.user)
-        instance.delete()
+    @extend_schema(responses=DockerHostSerializer, description="Archives the host (its history is kept); "
+                   "idempotent. There is no deletion through the API.")
+    def destroy(self, request, *args, **kwargs):
+        host, _ = archive_host(self.get_object(), actor=request.user)
+        return self._answer(host)
+
+    @extend_schema(request=None, responses=DockerHostSerializer)
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        """Take the host out of service, keeping its history (what DELETE does)."""
+        host, _ = archive_host(self.get_object(), actor=request.user)
+        return self._answer(host)
+
+    @extend_schema(request=None, responses=DockerHostSerializer)
+    @action(detail=True, methods=["post"])
+    def unarchive(self, request, pk=None):
+        """Bring an archived host back, still disabled: PATCH enabled=true to scan it again."""
+        host, _ = unarchive_host(self.get_object(), actor=request.user)
+        return self._answer(host)
 
 
 class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -95,7 +132,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         the results behind it (after exceptions and attestations in force at ``?at=``) and
         counts per status. Controls no check supports say ``not_assessed``."""
         scan = self.get_object()
-        framework = request.query_params.get("framework", "cis-docker-1.8.0")
+        framework = _framework(request, "cis-docker-1.8.0")
         controls = list(Control.objects.filter(framework__slug=framework).order_by("sort_key"))
         if not controls:
             raise drf_exceptions.NotFound(f"no framework {framework!r}")
@@ -107,14 +144,30 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         ])
 
 
-def _parse_at(request):
+def _parse_at(request) -> datetime | None:
+    """``?at=`` as an aware datetime (naive means server time). A well-formed but impossible
+    date (February 30th, month 13) makes parse_datetime raise ValueError: a 400, not a 500."""
     raw = request.query_params.get("at")
     if not raw:
         return None
-    at = parse_datetime(raw)
+    try:
+        at = parse_datetime(raw)
+    except ValueError:
+        at = None
     if at is None:
-        raise drf_exceptions.ValidationError({"at": "not an ISO 8601 date-time"})
-    return at
+        raise drf_exceptions.ValidationError(
+            {"at": [f"{raw[:40]!r} is not a valid ISO 8601 date-time (e.g. 2026-02-28T10:00:00Z)"]})
+    return timezone.make_aware(at) if timezone.is_naive(at) else at
+
+
+def _framework(request, default: str | None = None) -> str | None:
+    """``?framework=`` checked to look like a slug before it reaches the database (PostgreSQL
+    refuses NUL in a string: that used to be a 500)."""
+    raw = request.query_params.get("framework") or default
+    if raw is None or FRAMEWORK_SLUG.fullmatch(raw):
+        return raw
+    raise drf_exceptions.ValidationError(
+        {"framework": ["not a framework slug (letters, digits, '.', '_' and '-', e.g. cis-docker-1.8.0)"]})
 
 
 def _domain_call(fn, *args, **kwargs):
@@ -225,5 +278,5 @@ class ControlViewSet(viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         qs = super().get_queryset()
-        framework = self.request.query_params.get("framework")
+        framework = _framework(self.request)
         return qs.filter(framework__slug=framework) if framework else qs

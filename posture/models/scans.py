@@ -16,7 +16,8 @@ from posture.choices import ScanState, Trigger
 
 
 class ScanRun(models.Model):
-    host = models.ForeignKey("posture.DockerHost", on_delete=models.CASCADE, related_name="scans")
+    # PROTECT: a host with history is archived, never deleted with its scans (see jobs/hosts.py).
+    host = models.ForeignKey("posture.DockerHost", on_delete=models.PROTECT, related_name="scans")
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     state = models.CharField(max_length=16, choices=ScanState.choices, default=ScanState.QUEUED)
     queued_at = models.DateTimeField(auto_now_add=True)

@@ -79,7 +79,7 @@ def test_it_lets_a_proposer_withdraw_by_rejecting(personas):
     ("post", "/api/v1/scans/", {"host": "h1"}, "queueing scans"),
     ("patch", "/api/v1/hosts/{host}/", {"enabled": False}, "changing hosts"),
     ("put", "/api/v1/hosts/{host}/", {"name": "h1", "url": "unix:///x.sock"}, "changing hosts"),
-    ("delete", "/api/v1/hosts/{host}/", None, "removing hosts"),
+    ("delete", "/api/v1/hosts/{host}/", None, "archiving hosts"),
     ("post", "/api/v1/attestations/", {"check_id": "manual.host_os_hardened"}, "recording attestations"),
     ("post", "/api/v1/exceptions/{exc}/revoke/", None, "revoking exceptions"),
 ])

@@ -1,4 +1,7 @@
-"""manage.py addhost NAME URL: register a Docker host, or update the one with that name."""
+"""manage.py addhost NAME URL: register a Docker host, or update the one with that name.
+
+Validation and the audit event are `posture.jobs.hosts.save_host`'s, shared with the API and
+the admin: a bad value is a one-line error, exit status 1, and nothing written."""
 
 from __future__ import annotations
 
@@ -7,11 +10,7 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from posture.models import DockerHost
-from posture.models.audit import record
-from posture.models.hosts import validate_docker_url
-from scanners.client import HostConfig, validate_tls
-from scanners.errors import TLSFailure
+from posture.jobs.hosts import INTERVAL_MAX_MINUTES, INTERVAL_MIN_MINUTES, host_named, save_host
 
 
 def read_pem(path: str, role: str) -> str:
@@ -38,41 +37,24 @@ class Command(BaseCommand):
         probe = parser.add_mutually_exclusive_group()
         probe.add_argument("--probe", dest="probe", action="store_true", default=None, help="enable the read-only host probe")
         probe.add_argument("--no-probe", dest="probe", action="store_false", help="disable the host probe")
-        parser.add_argument("--interval", type=int, metavar="MINUTES", help="minutes between scheduled scans")
+        parser.add_argument("--interval", type=int, metavar="MINUTES",
+                            help=f"minutes between scheduled scans, {INTERVAL_MIN_MINUTES} to {INTERVAL_MAX_MINUTES} (one year)")
         parser.add_argument("--disable", action="store_true", help="keep the host but stop scheduling scans")
 
     def handle(self, *args, name, url, tls_ca, tls_cert, tls_key, probe, interval, disable, **opts):
-        try:
-            validate_docker_url(url)
-        except ValidationError as exc:
-            raise CommandError(exc.messages[0]) from None
-        if interval is not None and interval < 1:
-            raise CommandError("--interval must be at least 1 minute")
-        tls = {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}
-        given = {k: v for k, v in tls.items() if v}
-        if given and not url.startswith("tcp://"):
-            raise CommandError("TLS files only apply to tcp:// URLs")
-        if given and len(given) != 3:
-            raise CommandError("TLS needs all three of --tls-ca, --tls-cert and --tls-key")
-        if given:
-            pems = {field: read_pem(path, field.removeprefix("tls_")) for field, path in given.items()}
-            try:
-                validate_tls(HostConfig(url=url, **pems))
-            except TLSFailure as exc:
-                raise CommandError(f"TLS files refused: {exc}") from None
-        host, created = DockerHost.objects.get_or_create(name=name, defaults={"url": url})
-        host.url = url
-        for field, pem in (pems if given else {}).items():
-            setattr(host, field, pem)
+        changes = {"name": name, "url": url, "enabled": not disable}
+        given = {k: v for k, v in {"tls_ca": tls_ca, "tls_cert": tls_cert, "tls_key": tls_key}.items() if v}
+        changes.update({field: read_pem(path, field.removeprefix("tls_")) for field, path in given.items()})
         if probe is not None:
-            host.probe_enabled = probe
+            changes["probe_enabled"] = probe
         if interval is not None:
-            host.scan_interval_minutes = interval
-        host.enabled = not disable
-        host.full_clean()
-        host.save()
-        record("host.created" if created else "host.updated", host.name, actor_label="cli", url=url, tls=host.uses_tls,
-               probe=host.probe_enabled, interval=host.scan_interval_minutes)
+            changes["scan_interval_minutes"] = interval
+        existing = host_named(name)
+        try:
+            host = save_host(existing, changes, actor_label="cli")
+        except ValidationError as exc:
+            raise CommandError("; ".join(exc.messages)) from None
+        created = existing is None
         verb = "registered" if created else "updated"
         extras = ", ".join(
             part
