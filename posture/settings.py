@@ -58,7 +58,8 @@ if POSTURE_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"POSTURE_ENV={POSTURE_ENV!r} must be development or production")
 PRODUCTION = POSTURE_ENV == "production"
 
-VAR_DIR = Path(env_str("POSTURE_VAR_DIR", str(BASE_DIR / "var")))
+# Empty means the default: an env file copied from .env.example must not move it to the cwd.
+VAR_DIR = Path(env_str("POSTURE_VAR_DIR") or BASE_DIR / "var")
 
 
 def _development_keys() -> dict[str, str]:
