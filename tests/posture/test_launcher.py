@@ -173,6 +173,12 @@ def test_it_serves_without_debug_and_logs_each_request_once(tmp_path, launch):
     second = launch("second", **fresh_env(tmp_path / "var2", POSTURE_BIND=f"127.0.0.1:{port}"))
     assert second.wait() == 1 and "already in use" in second.err.read_text()
     assert session_members(second.proc.pid) == []
+    # Nor does one on another port with the same data (it would add a second worker and beat).
+    third = launch("third", **fresh_env(tmp_path / "var", POSTURE_BIND=f"127.0.0.1:{free_port()}"))
+    assert third.wait() == 1
+    assert third.err.read_text().strip().splitlines() == [
+        f"posture: another bin/run (pid {run.proc.pid}) is using {tmp_path / 'var'}; stop it first"]
+    assert session_members(third.proc.pid) == []
     assert requests.get(url + "/login/", timeout=10).status_code == 200
 
     assert run.stop() == 0
