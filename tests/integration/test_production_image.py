@@ -73,7 +73,7 @@ def image_env(tmp_path_factory) -> dict[str, str]:
     assert env["POSTURE_VAR_DIR"] == "/var/lib/posture"
     assert "POSTURE_VAR_DIR" not in env_file(ROOT / ".env.example")  # .env must not move it
     outside = {k: v for k, v in os.environ.items() if not k.startswith("POSTURE_") and k not in
-               ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+               ("DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE")}
     env = {**outside, **env, "POSTURE_VAR_DIR": str(tmp_path_factory.mktemp("image") / "var-lib-posture")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
     return env

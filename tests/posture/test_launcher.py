@@ -18,7 +18,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[2]
 #: What the test runner sets for the suite; a new user's bin/run has none of it.
-OUTSIDE = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+OUTSIDE = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE",
+           "DJANGO_ALLOW_ASYNC_UNSAFE")  # the browser tests set it in this process
 
 
 def free_port() -> int:

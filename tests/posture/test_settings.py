@@ -14,7 +14,8 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Variables of the test environment that would change what production settings see.
-OUTSIDE = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")
+OUTSIDE = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE",
+           "DJANGO_ALLOW_ASYNC_UNSAFE")  # the browser tests set it in this process
 
 #: Deploy-check warnings that stay, and why (the README repeats these).
 JUSTIFIED = {
