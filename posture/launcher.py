@@ -110,11 +110,12 @@ def positive_int(name: str, default: int) -> int:
 class Child:
     """A process bin/run started, its output relayed line by line to ours."""
 
-    def __init__(self, name: str, args: list[str], pass_fds: tuple[int, ...] = (), watch: re.Pattern | None = None):
+    def __init__(self, name: str, args: list[str], pass_fds: tuple[int, ...] = (), watch: re.Pattern | None = None,
+                 cwd: Path | None = None, env: dict[str, str] | None = None):
         self.name = name
         self.ready = threading.Event()
         self.proc = subprocess.Popen(args, pass_fds=pass_fds, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     bufsize=0)
+                                     bufsize=0, cwd=cwd, env=env)
         self._watch = watch
         threading.Thread(target=self._relay, daemon=True).start()
 
@@ -211,8 +212,14 @@ def start(sock: socket.socket, children: list[Child]) -> None:
                 pass_fds=(sock.fileno(),))
     children.append(web)
     wait_web_ready(web, sock)
+    from django.conf import settings
+
+    # The worker runs in var/: kombu's filesystem broker keeps a control/ folder in the working
+    # directory, which must not land in the checkout.
+    path = os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH")]))
     worker = Child("Celery worker", [python, "-m", "celery", "-A", "posture", "worker", "-B", "--loglevel", "INFO",
-                                     "--concurrency", str(workers)], watch=WORKER_READY)
+                                     "--concurrency", str(workers)], watch=WORKER_READY,
+                   cwd=settings.VAR_DIR, env={**os.environ, "PYTHONPATH": path})
     children.append(worker)
     deadline = time.monotonic() + READY_TIMEOUT
     while not worker.ready.wait(0.2):

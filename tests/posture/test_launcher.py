@@ -152,6 +152,7 @@ def test_it_stops_the_web_server_when_the_worker_cannot_start(tmp_path, launch):
 def test_it_serves_without_debug_and_logs_each_request_once(tmp_path, launch):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
+    litter_before = (ROOT / "control").exists()
     run = launch(**fresh_env(tmp_path / "var", POSTURE_BIND=f"127.0.0.1:{port}"))
     run.wait_running()
 
@@ -187,3 +188,5 @@ def test_it_serves_without_debug_and_logs_each_request_once(tmp_path, launch):
     log = run.log()
     assert log.count("Bad Request: /api/v1/hosts/") == 1, log[-4000:]
     assert log.count("Not Found: /no-such-page/") == 1, log[-4000:]
+    assert litter_before or not (ROOT / "control").exists()  # the embedded broker's folders stay under var/
+    assert (tmp_path / "var" / "control").is_dir()
