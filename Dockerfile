@@ -5,9 +5,12 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN useradd --system --home /var/lib/posture posture && mkdir -p /var/lib/posture && chown posture /var/lib/posture \
- && POSTURE_SECRET_KEY=build POSTURE_ENCRYPTION_KEY=$(python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
-    python manage.py collectstatic --noinput
+# Static files for production's manifest storage (bin/build-static says why; the tests run the
+# same script and serve the result under gunicorn). They stay root-owned: the app only reads them.
+RUN bin/build-static
+# /var/lib/posture/media holds uploaded attestation files and reports: compose mounts a volume there.
+RUN useradd --system --home /var/lib/posture posture \
+ && mkdir -p /var/lib/posture/media && chown posture /var/lib/posture /var/lib/posture/media
 USER posture
 EXPOSE 8000
 CMD ["gunicorn", "posture.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]

@@ -59,7 +59,8 @@ if POSTURE_ENV not in {"development", "production"}:
     raise ImproperlyConfigured(f"POSTURE_ENV={POSTURE_ENV!r} must be development or production")
 PRODUCTION = POSTURE_ENV == "production"
 
-VAR_DIR = Path(env_str("POSTURE_VAR_DIR", str(BASE_DIR / "var")))
+# Empty means the default: an env file copied from .env.example must not move it to the cwd.
+VAR_DIR = Path(env_str("POSTURE_VAR_DIR") or BASE_DIR / "var")
 
 
 def _development_keys() -> dict[str, str]:
@@ -96,7 +97,8 @@ for _key in ENCRYPTION_KEYS:
             'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
         ) from None
 
-DEBUG = env_bool("POSTURE_DEBUG", default=not PRODUCTION)
+# DEBUG only when asked for: it shows every URL pattern and settings on error pages.
+DEBUG = env_bool("POSTURE_DEBUG", default=False)
 ALLOWED_HOSTS = env_list("POSTURE_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("POSTURE_CSRF_TRUSTED_ORIGINS")
 
@@ -114,11 +116,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",  # login throttling (django-axes): see "login throttling" below
+    "csp",
     "posture",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -188,6 +192,9 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# With DEBUG off (the default) static files are served by whitenoise; outside production it
+# also finds them where they live, so `runserver` works before any collectstatic.
+WHITENOISE_USE_FINDERS = not PRODUCTION
 MEDIA_ROOT = VAR_DIR / "media"
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
@@ -231,9 +238,36 @@ AXES_IPWARE_PROXY_ORDER = "right-most"
 # of types recognised by their first bytes (posture/uploads.py).
 POSTURE_ATTESTATION_MAX_BYTES = env_int("POSTURE_ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
 
-if PRODUCTION:
-    SESSION_COOKIE_SECURE = env_bool("POSTURE_SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# --- HTTPS: posture speaks plain HTTP; TLS is terminated by a proxy in front of it ---------
+# POSTURE_HTTPS=true: browsers reach posture over HTTPS, so session and CSRF cookies are sent
+# over HTTPS only (on by default in production; compose.yml turns it off so a first run on
+# http://localhost:8000 can log in). Over plain HTTP with it on, no login can succeed.
+HTTPS = env_bool("POSTURE_HTTPS", default=PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS
+# POSTURE_TRUST_X_FORWARDED_PROTO=true: the proxy sets X-Forwarded-Proto (and overwrites any a
+# client sent), so posture can tell HTTPS requests apart and, with POSTURE_HTTPS, redirects
+# plain HTTP to HTTPS itself. Never turn it on without such a proxy: clients could forge it.
+if env_bool("POSTURE_TRUST_X_FORWARDED_PROTO"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = HTTPS
+
+# --- Content-Security-Policy (django-csp): only our own scripts, styles, images and fonts ---
+# No inline script or style runs: the pages, the admin and Swagger UI (its start-up script
+# served as a file, SpectacularSwaggerSplitView) need none. data: images are Swagger UI's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    }
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -260,6 +294,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema describes every endpoint: only accounts that can log in may read it.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 
 # --- Celery: Redis (or any broker URL) when configured, else an embedded filesystem broker --
@@ -287,5 +323,7 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("POSTURE_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # "django" is listed so its own console handler (from Django's default logging) is dropped:
+    # with it every "Bad Request" was printed twice, once by it and once by the root handler.
+    "loggers": {"django": {"handlers": [], "level": "INFO"}, "django.db.backends": {"level": "INFO"}},
 }

@@ -1,7 +1,9 @@
 """manage.py bootstrap: first-run set-up used by bin/run (idempotent).
 
 Creates the admin user when there is none (printing its one-time password), registers the
-local Docker daemon when its socket answers, and queues a first scan of every host."""
+local Docker daemon when its socket answers, and queues a first scan of every enabled host
+that has never been scanned (bin/run calls it at every start: hosts with a history are left
+to their schedule)."""
 
 from __future__ import annotations
 
@@ -63,7 +65,7 @@ class Command(BaseCommand):
         from posture.tasks import send_scan
 
         with transaction.atomic():
-            for host in DockerHost.objects.filter(enabled=True):
+            for host in DockerHost.objects.filter(enabled=True, scans__isnull=True).distinct():
                 scan, created = request_scan(host)
                 if created:
                     send_scan(scan.pk)
