@@ -3,9 +3,19 @@
 Evidence is kept for years, exported to auditors and shown in a browser, so a value that
 might be a secret must never reach it. The rule is simple and strict: environment *values*
 are never kept at all (only the name and a ``looks_secret`` flag that checks can use), and
-other free text that is known to carry values (``ENV``/``ARG`` lines in image history,
-build-arg prefixes of ``RUN`` lines, proxy URLs in ``docker info``) has the value replaced
-with ``<redacted>``. Detection errs on the side of flagging: a false "looks secret" costs a
+other free text that is known to carry values has the value replaced with ``<redacted>``.
+
+Docker repeats ``ENV``/``ARG`` values in more places than ``Env`` (all seen on a real
+dockerd, see tests/fixtures/recorded/builds.json):
+
+* history ``CreatedBy``: ``/bin/sh -c #(nop)  ENV K=V K2=V2`` (classic builder),
+  ``ENV K=V`` / ``ARG K=V`` (BuildKit), ``ONBUILD ENV K=V``, and the build-arg prefix of a
+  ``RUN`` after ``ARG``: ``|2 A=1 B=2 /bin/sh -c ...`` (``RUN |2 ...`` with BuildKit);
+* the classic builder's ``ContainerConfig.Cmd`` of an image (the command of its last step)
+  and the ``Cmd``/``Path``/``Args`` of any build container kept with ``--rm=false``, in
+  list form: ``["/bin/sh", "-c", "#(nop) ", "ENV K=V"]`` or ``["|1", "K=V", "/bin/sh", ...]``;
+* ``Config.OnBuild``: ``["ENV K=V"]``;
+* proxy URLs in ``docker info``. Detection errs on the side of flagging: a false "looks secret" costs a
 reviewer a glance, a miss costs a leaked credential.
 """
 
