@@ -23,6 +23,7 @@ __all__ = [
     "ConfigError",
     "DaemonLost",
     "HostUnreachable",
+    "MalformedAnswer",
     "NotDocker",
     "ScanError",
     "ScanTimeout",
@@ -73,6 +74,20 @@ class ScanTimeout(ScanError):
 
 class ConfigError(ScanError):
     """The host configuration itself is unusable (bad URL scheme, half a key pair...)."""
+
+
+class MalformedAnswer(ScanError):
+    """The daemon answered a call, but with data of the wrong shape (not JSON, a list where
+    an object belongs, a string where a number belongs, a missing ``Id``...).
+
+    A peer's bad answer is the host's failure, not a bug in posture: the scan ends
+    ``failed`` and the reason names the call, e.g. "the daemon answered /info with
+    malformed data: expected an object, got a list"."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"the daemon answered {path} with malformed data: {problem}")
 
 
 class ProbeFailed(ScanError):

@@ -3,9 +3,19 @@
 Evidence is kept for years, exported to auditors and shown in a browser, so a value that
 might be a secret must never reach it. The rule is simple and strict: environment *values*
 are never kept at all (only the name and a ``looks_secret`` flag that checks can use), and
-other free text that is known to carry values (``ENV``/``ARG`` lines in image history,
-build-arg prefixes of ``RUN`` lines, proxy URLs in ``docker info``) has the value replaced
-with ``<redacted>``. Detection errs on the side of flagging: a false "looks secret" costs a
+other free text that is known to carry values has the value replaced with ``<redacted>``.
+
+Docker repeats ``ENV``/``ARG`` values in more places than ``Env`` (all seen on a real
+dockerd, see tests/fixtures/recorded/builds.json):
+
+* history ``CreatedBy``: ``/bin/sh -c #(nop)  ENV K=V K2=V2`` (classic builder),
+  ``ENV K=V`` / ``ARG K=V`` (BuildKit), ``ONBUILD ENV K=V``, and the build-arg prefix of a
+  ``RUN`` after ``ARG``: ``|2 A=1 B=2 /bin/sh -c ...`` (``RUN |2 ...`` with BuildKit);
+* the classic builder's ``ContainerConfig.Cmd`` of an image (the command of its last step)
+  and the ``Cmd``/``Path``/``Args`` of any build container kept with ``--rm=false``, in
+  list form: ``["/bin/sh", "-c", "#(nop) ", "ENV K=V"]`` or ``["|1", "K=V", "/bin/sh", ...]``;
+* ``Config.OnBuild``: ``["ENV K=V"]``;
+* proxy URLs in ``docker info``. Detection errs on the side of flagging: a false "looks secret" costs a
 reviewer a glance, a miss costs a leaked credential.
 """
 
@@ -21,6 +31,9 @@ from scanners.snapshot import EnvEntry
 __all__ = [
     "REDACTED",
     "looks_secret",
+    "known_names",
+    "redact_command",
+    "redact_config",
     "redact_created_by",
     "redact_env",
     "redact_history",
@@ -163,14 +176,26 @@ def _replacement(m: re.Match[str]) -> str:
 
 
 _NAME_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*=")
-_NOP = re.compile(r"#\(nop\)\s+(?P<inst>ENV|ARG)\s+(?P<args>.*)\Z", re.S | re.I)
-_BUILDKIT = re.compile(r"\A\s*(?P<inst>ENV|ARG)\s+(?P<args>.*)\Z", re.S | re.I)
+# "ONBUILD ENV K=V" repeats the value too (the step that records the trigger).
+_NOP = re.compile(r"#\(nop\)\s+(?P<onbuild>ONBUILD\s+)?(?P<inst>ENV|ARG)\s+(?P<args>.*)\Z", re.S | re.I)
+_NOP_ALONE = re.compile(r"\A\s*#\(nop\)\s*\Z")
+_BUILDKIT = re.compile(r"\A\s*(?P<onbuild>ONBUILD\s+)?(?P<inst>ENV|ARG)\s+(?P<args>.*)\Z", re.S | re.I)
 _BUILD_ARGS = re.compile(r"\A(?P<pre>\s*(?:RUN\s+)?)\|(?P<n>\d+)\s+(?P<rest>.*)\Z", re.S | re.I)
+_ARG_COUNT = re.compile(r"\A\|(?P<n>\d+)\Z")
 _SHELL_START = re.compile(r"\s(?=/bin/(?:ba|da|a)?sh\s+-c\b|cmd\s+/S\s+/C\b)")
 
+#: Names of the variables an image or container really has (see :func:`known_names`).
+Names = frozenset[str] | None
 
-def _redact_pairs(args: str, inst: str) -> str:
-    """Redact ``K=V K2=V2`` (and legacy ``ENV K some value``); keep names, drop values."""
+
+def _redact_pairs(args: str, inst: str, names: Names = None) -> str:
+    """Redact ``K=V K2=V2`` (and legacy ``ENV K some value``); keep names, drop values.
+
+    Docker writes the pairs unquoted (``ENV B=two words C=x``), so where one value ends is
+    a guess. With ``names`` (the variables the image really has) only ``NAME=`` of a known
+    name starts a new pair, so a value such as ``"a b=c"`` cannot leave ``b=`` behind;
+    without it, any ``NAME=`` token does. Either way no value text is ever kept.
+    """
     tokens = args.split()
     if not tokens:
         return args
@@ -181,18 +206,18 @@ def _redact_pairs(args: str, inst: str) -> str:
     out = []
     for tok in tokens:
         m = _NAME_TOKEN.match(tok)
-        if m:
+        if m and (names is None or m.group(0)[:-1] in names):
             out.append(m.group(0) + REDACTED)
         # anything else is the continuation of the previous value: dropped
-    return " ".join(out)
+    return " ".join(out) if out else REDACTED
 
 
-def _redact_build_args(rest: str, count: int) -> tuple[str, str]:
+def _redact_build_args(rest: str, count: int, names: Names = None) -> tuple[str, str]:
     """``|2 A=1 B=2 /bin/sh -c cmd``: split off and redact the build-arg pairs."""
     shell = _SHELL_START.search(" " + rest)
     if shell:
         pairs, command = rest[: shell.start()], rest[shell.start() :]
-        return _redact_pairs(pairs, "ARG"), command.lstrip()
+        return _redact_pairs(pairs, "ARG", names), command.lstrip()
     tokens = rest.split(" ")
     taken = 0
     kept: list[str] = []
@@ -206,29 +231,107 @@ def _redact_build_args(rest: str, count: int) -> tuple[str, str]:
     return " ".join(kept), " ".join(tokens[i:])
 
 
-def redact_created_by(created_by: str) -> str:
-    """Redact values in one image-history ``CreatedBy`` line (classic and BuildKit forms)."""
+def _names_for(m: re.Match[str], names: Names) -> Names:
+    """Known names split ENV pairs of this image; ARG lines (where ARG names come from) and
+    ONBUILD lines (names of a future child image) are split by the ``NAME=`` shape alone."""
+    return names if m.group("inst").upper() == "ENV" and not m.group("onbuild") else None
+
+
+def redact_created_by(created_by: str, names: Names = None) -> str:
+    """Redact values in one image-history ``CreatedBy`` line (classic and BuildKit forms).
+
+    ``names``: the variables the image has (:func:`known_names`), used to split
+    multi-pair ``ENV`` lines and ``|N`` build-arg prefixes exactly.
+    """
     if not created_by:
         return created_by
     text = created_by
     m = _NOP.search(text)
-    if m:
-        text = text[: m.start("args")] + _redact_pairs(m.group("args"), m.group("inst"))
-    elif (m := _BUILDKIT.match(text)) is not None:
-        text = text[: m.start("args")] + _redact_pairs(m.group("args"), m.group("inst"))
+    if m is None:
+        m = _BUILDKIT.match(text)
+    if m is not None:
+        pair_names = _names_for(m, names)
+        text = text[: m.start("args")] + _redact_pairs(m.group("args"), m.group("inst"), pair_names)
     elif (m := _BUILD_ARGS.match(text)) is not None:
-        pairs, command = _redact_build_args(m.group("rest"), int(m.group("n")))
+        pairs, command = _redact_build_args(m.group("rest"), int(m.group("n")), names)
         text = f"{m.group('pre')}|{m.group('n')} {pairs}" + (f" {command}" if command else "")
     return scrub_text(text)
 
 
-def redact_history(history: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+def redact_command(args: list[Any] | None, names: Names = None) -> list[Any] | None:
+    """Redact a command in list form: ``Cmd``, ``Entrypoint``, or a container's Path + Args.
+
+    The classic builder records each step in the list form of its build container's
+    command, and leaves it in the image's ``ContainerConfig.Cmd`` (and in the command of
+    any build container kept with ``--rm=false``):
+
+    * ``["/bin/sh", "-c", "#(nop) ", "ENV K=V K2=V2"]`` (ENV/ARG steps: the instruction is
+      its own element after a lone ``#(nop)``);
+    * ``["|2", "A=1", "B=two words", "/bin/sh", "-c", "make"]`` (a RUN after ``ARG``: the
+      count, then exactly that many ``NAME=value`` elements).
+
+    Every other element gets :func:`redact_created_by` (older daemons joined the ``#(nop)``
+    line into one element) and credential scrubbing.
+    """
+    if not isinstance(args, list):
+        return args
+    out: list[Any] = []
+    pending = 0
+    after_nop = False
+    for i, arg in enumerate(args):
+        if not isinstance(arg, str):
+            out.append(arg)
+            continue
+        if pending:
+            pending -= 1
+            m = _NAME_TOKEN.match(arg)
+            out.append(m.group(0) + REDACTED if m else REDACTED)
+            continue
+        if i == 0 and (m := _ARG_COUNT.match(arg)) is not None:
+            pending = int(m.group("n"))
+            out.append(arg)
+            continue
+        if after_nop and (m := _BUILDKIT.match(arg)) is not None:
+            pair_names = _names_for(m, names)
+            redacted = arg[: m.start("args")] + _redact_pairs(m.group("args"), m.group("inst"), pair_names)
+            out.append(scrub_text(redacted))
+            continue
+        if _NOP_ALONE.match(arg):
+            after_nop = True
+        out.append(redact_created_by(arg, names))
+    return out
+
+
+def known_names(*envs: Any, history: list[Any] | None = None) -> frozenset[str]:
+    """Names of the variables of an image or container: from raw ``["K=V", ...]`` env lists
+    and the ``ARG`` lines of its history. Used to split pairs exactly (:func:`_redact_pairs`).
+    """
+    names: set[str] = set()
+    for env in envs:
+        for item in env if isinstance(env, list) else []:
+            if isinstance(item, str):
+                names.add(item.partition("=")[0])
+    for entry in history or []:
+        created_by = entry.get("CreatedBy") if isinstance(entry, dict) else None
+        if not isinstance(created_by, str):
+            continue
+        m = _NOP.search(created_by) or _BUILDKIT.match(created_by)
+        if m is None or m.group("inst").upper() != "ARG":
+            continue
+        tokens = m.group("args").split()
+        if len(tokens) == 1 and "=" not in tokens[0]:
+            names.add(tokens[0])
+        names.update(t.group(0)[:-1] for tok in tokens if (t := _NAME_TOKEN.match(tok)))
+    return frozenset(names)
+
+
+def redact_history(history: list[dict[str, Any]] | None, names: Names = None) -> list[dict[str, Any]]:
     """Copy image history entries with ``CreatedBy`` (and ``Comment``) redacted."""
     out = []
     for entry in history or []:
         entry = dict(entry)
         if isinstance(entry.get("CreatedBy"), str):
-            entry["CreatedBy"] = redact_created_by(entry["CreatedBy"])
+            entry["CreatedBy"] = redact_created_by(entry["CreatedBy"], names)
         if isinstance(entry.get("Comment"), str):
             entry["Comment"] = scrub_text(entry["Comment"])
         out.append(entry)
@@ -247,8 +350,11 @@ def redact_info(info: dict[str, Any]) -> dict[str, Any]:
     return info
 
 
-def redact_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
-    """An image or container ``Config`` with Env redacted and credentials scrubbed from Cmd."""
+def redact_config(config: dict[str, Any] | None, names: Names = None) -> dict[str, Any] | None:
+    """An image or container ``Config`` (or an image's ``ContainerConfig``): Env values
+    dropped, ENV/ARG values removed from ``Cmd``/``Entrypoint`` (the classic builder's
+    ``#(nop) ENV`` and ``|N K=V`` forms) and ``OnBuild`` (``ONBUILD ENV K=V``), and
+    credentials scrubbed from all three."""
     if not isinstance(config, dict):
         return config
     config = dict(config)
@@ -256,5 +362,8 @@ def redact_config(config: dict[str, Any] | None) -> dict[str, Any] | None:
         config["Env"] = redact_env(config["Env"])
     for key in ("Cmd", "Entrypoint"):
         if isinstance(config.get(key), list):
-            config[key] = [scrub_text(a) if isinstance(a, str) else a for a in config[key]]
+            config[key] = redact_command(config[key], names)
+    if isinstance(config.get("OnBuild"), list):
+        # ONBUILD names belong to the child image, not to this one: no names to split by.
+        config["OnBuild"] = [redact_created_by(a) if isinstance(a, str) else a for a in config["OnBuild"]]
     return config

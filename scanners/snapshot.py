@@ -22,6 +22,8 @@ ImageEvidence:
     {"id": "sha256:...", "tags": ["repo:tag", ...],
      "inspect": <GET /images/{id}/json, env redacted>,
      "history": [<GET /images/{id}/history entries, ENV/ARG values in CreatedBy redacted>]}
+    ENV/ARG values are also removed from inspect.Config/ContainerConfig .Cmd, .Entrypoint
+    and .OnBuild (the classic builder repeats them there; see scanners/redact.py).
 
 ContainerEvidence:
     {"id": "<64 hex>", "name": "<name without leading slash>",
@@ -50,6 +52,12 @@ HostEvidence (from the read-only probe container, see collectors/probe.py):
      "docker_root_dir": "/var/lib/docker", "docker_root_is_mount": bool,
      "docker_group_members": ["alice", ...] | None,
      "errors": ["..."]}
+
+Answers from the daemon are untrusted input. Before collectors use one, its shape is
+checked (scanners/collectors/shapes.py: objects where objects belong, ``Id`` strings,
+``Env`` lists of strings...); an answer of the wrong shape raises ``MalformedAnswer`` and
+the scan fails with a reason naming the call, so a peer's garbage is never mistaken for a
+bug in posture.
 
 Strings from the daemon are attacker-controlled. Collectors keep them as data, but make
 them storable: NUL characters are replaced and any single string longer than

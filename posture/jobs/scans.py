@@ -275,6 +275,28 @@ def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | Non
     return Result(Outcome.FINISHED, scan)
 
 
+def scan_now(host: DockerHost, *, worker: str, trigger: str = Trigger.CLI,
+             echo: Callable[[str], None] | None = None) -> Result:
+    """Scan ``host`` in this process now (the ``scan`` command), or say who holds it.
+
+    A scan that could not run because another scan of the host holds its one running slot
+    is not the host's failure, and is never recorded as one: a scan already queued for the
+    host is run instead of queuing a second; when another scan is running, nothing is
+    created and the result is ``BUSY`` with that running scan (None if it ended meanwhile).
+    A scan whose worker died no longer blocks (``release_abandoned``)."""
+    release_abandoned(host.pk)
+    scan, created = request_scan(host, trigger)
+    if scan.state == ScanState.RUNNING:
+        return Result(Outcome.BUSY, scan)
+    result = execute_scan(scan.pk, worker=worker, echo=echo)
+    if result.outcome is Outcome.BUSY:
+        if created:  # ours, and it never ran (lost the race for the running slot): not a scan
+            ScanRun.objects.filter(pk=scan.pk, state=ScanState.QUEUED, attempts=0).delete()
+        running = ScanRun.objects.filter(host_id=host.pk, state=ScanState.RUNNING).order_by("id").first()
+        return Result(Outcome.BUSY, running, result.retry_after)
+    return result
+
+
 def _evaluate(scan: ScanRun) -> None:
     """Score the stored evidence. Evidence is already safe: if scoring breaks (a bug), the
     scan stays succeeded, says so in its log, and ``manage.py reevaluate`` can score it later."""

@@ -14,7 +14,9 @@ import docker.errors
 from docker.api import APIClient
 
 from scanners.collectors._common import DEFAULT_WORKERS, Progress, call, inspect_all
-from scanners.redact import redact_config, scrub_text
+from scanners.collectors.shapes import guarded
+from scanners.errors import MalformedAnswer
+from scanners.redact import known_names, redact_command, redact_config
 from scanners.snapshot import ContainerEvidence, Warning_
 
 __all__ = ["collect_containers", "container_evidence"]
@@ -27,11 +29,17 @@ def container_evidence(inspect: dict[str, Any]) -> ContainerEvidence:
     probe log with timestamps) and sorts ``Mounts``, which the daemon returns in map order.
     """
     inspect = dict(inspect)
-    inspect["Config"] = redact_config(inspect.get("Config"))
-    if isinstance(inspect.get("Args"), list):
-        inspect["Args"] = [scrub_text(a) if isinstance(a, str) else a for a in inspect["Args"]]
-    if isinstance(inspect.get("Path"), str):
-        inspect["Path"] = scrub_text(inspect["Path"])
+    config = inspect.get("Config")
+    names = known_names(config.get("Env") if isinstance(config, dict) else None)
+    inspect["Config"] = redact_config(config, names)
+    # Path + Args is the command again (a build container kept with --rm=false runs
+    # "/bin/sh -c #(nop) ENV K=V"): redact them as one list, as Config.Cmd is.
+    path, args = inspect.get("Path"), inspect.get("Args")
+    command = redact_command([path if isinstance(path, str) else "", *(args if isinstance(args, list) else [])], names)
+    if isinstance(path, str):
+        inspect["Path"] = command[0]
+    if isinstance(args, list):
+        inspect["Args"] = command[1:]
     state = inspect.get("State")
     if isinstance(state, dict) and isinstance(state.get("Health"), dict):
         health = {k: v for k, v in state["Health"].items() if k != "Log"}
@@ -50,14 +58,23 @@ def collect_containers(
     workers: int = DEFAULT_WORKERS,
 ) -> tuple[list[ContainerEvidence], list[Warning_]]:
     """All containers sorted by name, plus warnings for containers removed meanwhile."""
-    summaries = call(api.containers, all=True, doing="listing containers", deadline=deadline)
+    summaries = call(
+        guarded, api.containers, all=True, shape="container_list", path="/containers/json",
+        doing="listing containers", deadline=deadline,
+    )  # fmt: skip
     ids = sorted({s["Id"] for s in summaries})
 
-    def fetch(container_id: str) -> ContainerEvidence:
-        return container_evidence(api.inspect_container(container_id))
+    def fetch(container_id: str) -> dict[str, Any]:
+        # Only the call and its shape check run inside the pool: a failure in
+        # container_evidence afterwards is our bug, not the host's.
+        path = f"/containers/{container_id[:12]}/json"
+        inspect = guarded(api.inspect_container, container_id, shape="container", path=path)
+        if inspect["Id"] != container_id:
+            raise MalformedAnswer(path, "its Id is not the container that was asked for")
+        return inspect
 
     found, warnings = inspect_all(ids, fetch, kind="container", deadline=deadline, progress=progress, workers=workers)
-    result = [found[i] for i in ids if i in found]
+    result = [container_evidence(found[i]) for i in ids if i in found]
     result.sort(key=lambda c: (c["name"], c["id"]))
     attach_volume_options(api, result, deadline=deadline)
     return result, warnings
@@ -87,8 +104,9 @@ def attach_volume_options(api: APIClient, containers: list[ContainerEvidence], *
     options: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
-            options[name] = volume_options(call(api.inspect_volume, name, doing=f"inspecting volume {name}",
-                                                deadline=deadline))
+            volume = call(guarded, api.inspect_volume, name, shape="volume", path=f"/volumes/{name[:64]}",
+                          doing=f"inspecting volume {name}", deadline=deadline)
+            options[name] = volume_options(volume)
         except docker.errors.NotFound:
             continue  # removed meanwhile: the mount keeps what inspect said
     for c in containers:

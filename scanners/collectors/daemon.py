@@ -13,6 +13,7 @@ from typing import Any
 from docker.api import APIClient
 
 from scanners.collectors._common import call
+from scanners.collectors.shapes import guarded
 from scanners.redact import redact_info
 
 __all__ = ["VOLATILE_INFO_KEYS", "collect_daemon", "normalize_info", "normalize_version"]
@@ -46,6 +47,8 @@ def normalize_version(version: dict[str, Any]) -> dict[str, Any]:
 
 def collect_daemon(api: APIClient, *, deadline: float | None = None) -> dict[str, dict[str, Any]]:
     """``{"info": ..., "version": ...}`` for the snapshot's ``daemon`` key (not yet sanitized)."""
-    info = call(api.info, doing="reading docker info", deadline=deadline)
-    version = call(api.version, doing="reading docker version", deadline=deadline)
+    info = call(guarded, api.info, shape="info", path="/info", doing="reading docker info", deadline=deadline)
+    version = call(
+        guarded, api.version, shape="version", path="/version", doing="reading docker version", deadline=deadline
+    )
     return {"info": normalize_info(info), "version": normalize_version(version)}

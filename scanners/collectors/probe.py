@@ -66,6 +66,7 @@ from scanners.collectors.probe_parse import (
     referenced_paths,
     seccomp_profile_path,
 )
+from scanners.collectors.shapes import guarded
 from scanners.errors import FATAL, ProbeFailed, ScanError, one_line
 from scanners.redact import scrub_text
 
@@ -226,17 +227,22 @@ class Prober:
         assert self.api is not None
         api = self.api
         exec_id = call(
+            guarded,
             api.exec_create,
             self.container_id,
             cmd,
             user="0:0",
             environment=[_PATH_ENV],
+            shape="created",
+            path="/containers/{id}/exec",
             doing=doing,
             deadline=self.deadline,
         )["Id"]
         out = call(api.exec_start, exec_id, demux=True, doing=doing, deadline=self.deadline)
         stdout, stderr = out if isinstance(out, tuple) else (out, b"")
-        exit_code = call(api.exec_inspect, exec_id, doing=doing, deadline=self.deadline).get("ExitCode")
+        exit_code = call(
+            guarded, api.exec_inspect, exec_id, shape="object", path="/exec/{id}/json", doing=doing, deadline=self.deadline
+        ).get("ExitCode")
         return exit_code, stdout or b"", stderr or b""
 
     def run(self, ops: list[str], doing: str) -> list[Record]:
@@ -288,6 +294,7 @@ def _start_container(api: APIClient, image: str, info: dict[str, Any], deadline:
         userns_mode="host" if userns else None,
     )
     created = call(
+        guarded,
         api.create_container,
         image,
         entrypoint=["sleep"],
@@ -298,6 +305,8 @@ def _start_container(api: APIClient, image: str, info: dict[str, Any], deadline:
         name=f"posture-probe-{secrets.token_hex(6)}",
         host_config=host_config,
         network_disabled=True,
+        shape="created",
+        path="/containers/create",
         doing="creating the probe container",
         deadline=deadline,
     )

@@ -8,7 +8,9 @@ import pytest
 
 from scanners.redact import (
     REDACTED,
+    known_names,
     looks_secret,
+    redact_command,
     redact_config,
     redact_created_by,
     redact_env,
@@ -220,3 +222,82 @@ def test_it_scrubs_credentials_from_config_commands():
     out = redact_config(config)
     assert CANARY not in json.dumps(out)
     assert out["Cmd"] == ["server", f"--password={REDACTED}"]
+
+
+@pytest.mark.parametrize(
+    "created_by,expected",
+    [
+        (f"/bin/sh -c #(nop)  ONBUILD ENV ONB={CANARY}", f"/bin/sh -c #(nop)  ONBUILD ENV ONB={REDACTED}"),
+        (f"ONBUILD ARG X={CANARY}", f"ONBUILD ARG X={REDACTED}"),
+        (f"ENV A='{CANARY}' B=\"{CANARY} two\"", f"ENV A={REDACTED} B={REDACTED}"),
+        (f"ENV a={CANARY} b={CANARY}", f"ENV a={REDACTED} b={REDACTED}"),
+        (f"ARG M1={CANARY} M2={CANARY}", f"ARG M1={REDACTED} M2={REDACTED}"),
+        (f"RUN |2 A={CANARY} two B={CANARY} /bin/sh -c x", f"RUN |2 A={REDACTED} B={REDACTED} /bin/sh -c x"),
+    ],
+)
+def test_it_redacts_more_history_forms(created_by, expected):
+    assert redact_created_by(created_by) == expected
+
+
+def test_it_splits_env_pairs_by_the_names_the_image_really_has():
+    # "ENV ODD=\"v {CANARY}x=y\"" is written unquoted: without names, "{CANARY}x=" looks like a name.
+    line = f"/bin/sh -c #(nop)  ENV ODD=v {CANARY}x=y B=2"
+    assert CANARY in redact_created_by(line)  # the shape alone cannot tell
+    names = known_names(["ODD=v x", "B=2"])
+    assert redact_created_by(line, names) == f"/bin/sh -c #(nop)  ENV ODD={REDACTED} B={REDACTED}"
+    # a name it does not know is dropped with its value, never kept as text
+    assert redact_created_by(f"ENV Q={CANARY}", frozenset()) == f"ENV {REDACTED}"
+
+
+def test_it_learns_arg_names_from_history():
+    history = [{"CreatedBy": "/bin/sh -c #(nop)  ARG PLAIN"}, {"CreatedBy": f"ARG M1={CANARY} M2=x"}, {"CreatedBy": 3}]
+    assert known_names(["PATH=/bin"], None, history=history) == {"PATH", "PLAIN", "M1", "M2"}
+
+
+@pytest.mark.parametrize(
+    "cmd,expected",
+    [
+        # classic builder, last step ENV / ARG / ONBUILD (ContainerConfig.Cmd)
+        (["/bin/sh", "-c", "#(nop) ", f"ENV UPSTREAM_SETTING={CANARY}"],
+         ["/bin/sh", "-c", "#(nop) ", f"ENV UPSTREAM_SETTING={REDACTED}"]),
+        (["/bin/sh", "-c", "#(nop) ", f"ENV A={CANARY} B={CANARY} two words"],
+         ["/bin/sh", "-c", "#(nop) ", f"ENV A={REDACTED} B={REDACTED}"]),
+        (["/bin/sh", "-c", "#(nop) ", f"ENV LEGACY {CANARY} words"],
+         ["/bin/sh", "-c", "#(nop) ", f"ENV LEGACY {REDACTED}"]),
+        (["/bin/sh", "-c", "#(nop) ", f"ARG X={CANARY}"], ["/bin/sh", "-c", "#(nop) ", f"ARG X={REDACTED}"]),
+        (["/bin/sh", "-c", "#(nop) ", f"ONBUILD ENV O={CANARY}"],
+         ["/bin/sh", "-c", "#(nop) ", f"ONBUILD ENV O={REDACTED}"]),
+        # older daemons: the instruction inside the "#(nop)" element
+        (["/bin/sh", "-c", f"#(nop) ENV X={CANARY}"], ["/bin/sh", "-c", f"#(nop) ENV X={REDACTED}"]),
+        # classic builder, RUN after ARG: the count, then exactly that many pairs
+        (["|2", f"A={CANARY} two words", f"B={CANARY}", "/bin/sh", "-c", "make"],
+         ["|2", f"A={REDACTED}", f"B={REDACTED}", "/bin/sh", "-c", "make"]),
+        (["|1", f"{CANARY}"], ["|1", REDACTED]),
+        # ordinary commands stay as they are
+        (["sleep", "3600"], ["sleep", "3600"]),
+        (["sh", "-c", "echo ENV=prod"], ["sh", "-c", "echo ENV=prod"]),
+        (["/bin/sh", "-c", "#(nop) ", 'CMD ["sh"]'], ["/bin/sh", "-c", "#(nop) ", 'CMD ["sh"]']),
+        ([1, None, "x"], [1, None, "x"]),
+        ([], []),
+    ],
+)
+def test_it_redacts_env_and_arg_values_in_list_form_commands(cmd, expected):
+    assert redact_command(cmd) == expected
+
+
+def test_it_redacts_every_place_of_a_classic_builder_config():
+    """The shape of an image's ContainerConfig whose last step was ENV, with ONBUILD."""
+    config = {
+        "Env": ["PATH=/bin", f"UPSTREAM_SETTING={CANARY}"],
+        "Cmd": ["/bin/sh", "-c", "#(nop) ", f"ENV UPSTREAM_SETTING={CANARY}"],
+        "Entrypoint": ["/bin/sh", "-c", "#(nop) ", f"ARG E={CANARY}"],
+        "OnBuild": [f"ENV ONB={CANARY}", f"ARG OA={CANARY}", "RUN make"],
+        "Labels": {"x": "y"},
+    }
+    out = redact_config(config)
+    assert CANARY not in json.dumps(out)
+    assert out["OnBuild"] == [f"ENV ONB={REDACTED}", f"ARG OA={REDACTED}", "RUN make"]
+    assert out["Env"] == [
+        {"name": "PATH", "looks_secret": False},
+        {"name": "UPSTREAM_SETTING", "looks_secret": False},
+    ]

@@ -1,4 +1,8 @@
-"""manage.py scan NAME [--json]: run one scan now, in this process, without a broker."""
+"""manage.py scan NAME [--json]: run one scan now, in this process, without a broker.
+
+Exit status: 0 the scan succeeded; 1 it failed or errored (the reason is on stderr and in
+the stored scan); 75 (EX_TEMPFAIL) another scan of the host is running, so this one did not
+run and nothing was recorded: try again later."""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from posture.choices import ScanState, Trigger
+from posture.choices import ScanState
 from posture.jobs import scans
 from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ScanRun
+
+#: sysexits.h EX_TEMPFAIL: the host is busy with another scan; retrying later will work.
+EXIT_BUSY = 75
 
 
 def scan_json(scan: ScanRun, results: list | None = None) -> dict:
@@ -41,7 +48,10 @@ def scan_json(scan: ScanRun, results: list | None = None) -> dict:
 
 
 class Command(BaseCommand):
-    help = "Scan one registered host now (synchronously, no broker needed). Exit 0 on success; -v 2 shows progress."
+    help = (
+        "Scan one registered host now (synchronously, no broker needed). Exit 0 on success, 1 when the scan "
+        "failed, 75 when another scan of the host is running; -v 2 shows progress."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")
@@ -52,16 +62,20 @@ class Command(BaseCommand):
         if host is None:
             known = ", ".join(DockerHost.objects.values_list("name", flat=True)) or "none registered"
             raise CommandError(f"no host named {name!r} (known: {known}); add one with: manage.py addhost NAME URL")
-        scan = ScanRun.objects.create(host=host, trigger=Trigger.CLI)
         t0 = time.monotonic()
         echo = (lambda line: self.stderr.write(f"  {line}")) if opts.get("verbosity", 1) >= 2 else None
-        result = scans.execute_scan(scan.pk, worker=f"cli:{os.getpid()}", echo=echo)
+        result = scans.scan_now(host, worker=f"cli:{os.getpid()}", echo=echo)
         if result.outcome is scans.Outcome.BUSY:
-            running = host.scans.filter(state=ScanState.RUNNING).first()
-            scan.state, scan.error = ScanState.FAILED, (
-                f"another scan of {host.name} is running (scan #{running.pk if running else '?'})"
-            )
-            scan.save(update_fields=["state", "error"])
+            # Not a scan of the host, and not its failure: nothing was recorded.
+            which = f" (scan #{result.scan.pk})" if result.scan is not None else ""
+            self.stderr.write(f"host {host.name} is already being scanned{which}; try again when it has finished")
+            sys.exit(EXIT_BUSY)
+        if result.outcome is scans.Outcome.LOST:
+            self.stderr.write(f"scan #{result.scan.pk} of {host.name} was taken over by another worker, which finishes it")
+            sys.exit(EXIT_BUSY)
+        if result.scan is None:
+            raise CommandError(f"the scan of {host.name} disappeared while it ran (was the host deleted?)")
+        scan = result.scan
         scan.refresh_from_db()
         self.report(scan, json, time.monotonic() - t0)
         if scan.state != ScanState.SUCCEEDED:
