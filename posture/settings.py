@@ -216,6 +216,7 @@ POSTURE_LOGIN_COOLOFF = env_int("POSTURE_LOGIN_COOLOFF", 15, minimum=1)  # minut
 AXES_COOLOFF_TIME = timedelta(minutes=POSTURE_LOGIN_COOLOFF)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either counter locks
 AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False  # no "AXES: BEGIN ..." banner on every start (bin/run's errors are one line)
 AXES_LOCKOUT_CALLABLE = "posture.views.login_locked_out"
 # Client address: REMOTE_ADDR by default. Behind a reverse proxy REMOTE_ADDR is the proxy, so
 # every client would share one counter: set POSTURE_CLIENT_IP_HEADER to the request.META key

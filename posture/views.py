@@ -68,7 +68,7 @@ def login_locked_out(request, original_response=None, credentials=None):
 
 @reader_required
 def home(request):
-    hosts = list(DockerHost.objects.order_by("name"))
+    hosts = list(DockerHost.objects.filter(archived_at__isnull=True).order_by("name"))
     latest = {
         s.host_id: s
         for s in ScanRun.objects.filter(

@@ -28,3 +28,12 @@ def test_it_queues_a_first_scan_only_for_hosts_never_scanned(admin):
     assert "first scan of new" in out.getvalue() and "first scan of scanned" not in out.getvalue()
     call_command("bootstrap", stdout=StringIO())  # a second start queues nothing more
     assert ScanRun.objects.filter(host=new).count() == 1
+
+
+def test_it_skips_archived_hosts():
+    archived = DockerHost.objects.create(name="gone", url="tcp://127.0.0.1:2379")
+    from posture.jobs.hosts import archive_host
+
+    archive_host(archived, actor_label="test")
+    call_command("bootstrap", stdout=StringIO())
+    assert not ScanRun.objects.filter(host=archived).exists()

@@ -139,3 +139,17 @@ def test_it_runs_the_scan_already_queued_for_the_host_instead_of_queuing_another
     assert code == 0, err
     assert list(ScanRun.objects.values_list("pk", "state")) == [(queued.pk, ScanState.SUCCEEDED)]
     assert out.startswith(f"scan #{queued.pk} of fake succeeded")
+
+
+def test_it_refuses_to_scan_an_archived_host_and_records_nothing():
+    from django.core.management.base import CommandError
+
+    from posture.jobs.hosts import archive_host
+
+    host = DockerHost.objects.create(name="old", url="unix:///nonexistent.sock", probe_enabled=False)
+    archive_host(host, actor_label="test")
+    with pytest.raises(CommandError, match="archived"):
+        call_command("scan", "old", stdout=io.StringIO(), stderr=io.StringIO())
+    with pytest.raises(CommandError, match="no host named"):
+        call_command("scan", "bad\x00name", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not ScanRun.objects.filter(host=host).exists()

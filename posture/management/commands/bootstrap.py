@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from posture.jobs.hosts import save_host
 from posture.models import DockerHost
 from posture.models.audit import record
 
@@ -54,8 +55,7 @@ class Command(BaseCommand):
         url = local_docker_url()
         if url and not DockerHost.objects.filter(url=url).exists():
             name = "local" if not DockerHost.objects.filter(name="local").exists() else f"local-{secrets.token_hex(2)}"
-            DockerHost.objects.create(name=name, url=url)
-            record("host.created", name, actor_label="bootstrap", url=url)
+            save_host(None, {"name": name, "url": url}, actor_label="bootstrap")
             self.stdout.write(f"registered the local Docker daemon as host {name!r} ({url})")
         elif not url:
             self.stdout.write("no local Docker socket answered; add hosts with: manage.py addhost NAME URL")
@@ -65,7 +65,7 @@ class Command(BaseCommand):
         from posture.tasks import send_scan
 
         with transaction.atomic():
-            for host in DockerHost.objects.filter(enabled=True, scans__isnull=True).distinct():
+            for host in DockerHost.objects.filter(enabled=True, archived_at__isnull=True, scans__isnull=True).distinct():
                 scan, created = request_scan(host)
                 if created:
                     send_scan(scan.pk)

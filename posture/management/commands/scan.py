@@ -15,6 +15,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from posture.choices import ScanState
 from posture.jobs import scans
+from posture.jobs.hosts import host_named
 from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ScanRun
 
@@ -58,10 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the scan as JSON")
 
     def handle(self, *args, name, json: bool = False, **opts):
-        host = DockerHost.objects.filter(name=name).first()
+        host = host_named(name)
         if host is None:
-            known = ", ".join(DockerHost.objects.values_list("name", flat=True)) or "none registered"
-            raise CommandError(f"no host named {name!r} (known: {known}); add one with: manage.py addhost NAME URL")
+            known = ", ".join(DockerHost.objects.filter(archived_at__isnull=True).values_list("name", flat=True))
+            raise CommandError(f"no host named {name[:100]!r} (known: {known or 'none registered'}); "
+                               "add one with: manage.py addhost NAME URL")
+        if host.archived:
+            raise CommandError(f"host {host.name!r} is archived (its history is kept); unarchive it to scan it")
         t0 = time.monotonic()
         echo = (lambda line: self.stderr.write(f"  {line}")) if opts.get("verbosity", 1) >= 2 else None
         result = scans.scan_now(host, worker=f"cli:{os.getpid()}", echo=echo)

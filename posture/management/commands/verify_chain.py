@@ -6,6 +6,7 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
+from posture.jobs.hosts import host_named
 from posture.jobs.ingest import verify_chain
 from posture.models import DockerHost
 
@@ -19,9 +20,10 @@ class Command(BaseCommand):
     def handle(self, *args, name=None, **opts):
         hosts = DockerHost.objects.all()
         if name:
-            hosts = hosts.filter(name=name)
-            if not hosts.exists():
-                raise CommandError(f"no host named {name!r}")
+            host = host_named(name)
+            if host is None:
+                raise CommandError(f"no host named {name[:100]!r}")
+            hosts = hosts.filter(pk=host.pk)
         broken = 0
         for host in hosts:
             problems = verify_chain(host.pk)
