@@ -27,7 +27,12 @@ both for every transport docker-py builds (unix socket, tcp and tcp+TLS, ssh via
 
 What to do and how long is said by the caller with :func:`api_call` (the collectors'
 ``call`` helper does it), so errors name the step: "scan time limit reached while reading
-docker info". Calls made outside a scope are still bounded, and named by method and path.
+docker info". Calls made outside a scope are still bounded, and named by method and path;
+only a *streamed* answer read outside a scope is left to socket timeouts (the watchdog is
+disarmed when the scope ends, and without one we cannot know when the caller is done).
+
+Not covered: the SSH handshake of an ``ssh://`` host happens inside docker-py's client
+constructor and is bounded by paramiko's own banner and auth timeouts, not by the deadline.
 Pure: no Django, no global state besides two context variables (one per thread).
 """
 

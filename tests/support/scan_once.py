@@ -56,7 +56,7 @@ def main(argv: list[str]) -> int:
         result.update(ok=False, error_type=type(exc).__name__, error=str(exc))
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.update(elapsed=round(time.monotonic() - t0, 2), rss_before_kb=before, peak_rss_kb=peak,
-                  growth_kb=peak - before)
+                  growth_kb=max(0, peak - before))
     print(json.dumps(result), flush=True)
     return 0
 
