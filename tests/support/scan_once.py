@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -23,10 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _rss_kb() -> int:
+def _status_kb(field: str) -> int:
+    """VmRSS (now) or VmHWM (peak of this program: unlike ``ru_maxrss``, which Linux carries
+    over from the forking parent across execve, it starts afresh with the new program)."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return 0
 
@@ -45,7 +46,7 @@ def main(argv: list[str]) -> int:
     cfg = HostConfig(url=args.url, timeout=args.timeout)
     if args.max_bytes:
         cfg.max_response_bytes = args.max_bytes
-    before = _rss_kb()
+    before = _status_kb("VmRSS")
     t0 = time.monotonic()
     result: dict[str, Any] = {"ok": True, "error_type": None, "error": None}
     try:
@@ -54,7 +55,7 @@ def main(argv: list[str]) -> int:
             collect(client, deadline=deadline)
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         result.update(ok=False, error_type=type(exc).__name__, error=str(exc))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status_kb("VmHWM")
     result.update(elapsed=round(time.monotonic() - t0, 2), rss_before_kb=before, peak_rss_kb=peak,
                   growth_kb=max(0, peak - before))
     print(json.dumps(result), flush=True)
