@@ -10,8 +10,17 @@ Delivery choices, and why:
 - ``visibility_timeout`` (Redis) is how long an unacknowledged message waits before it is
   handed to another worker; it defaults to more than a scan's time limit. A message that a
   live worker still holds may be redelivered after it anyway: the claim makes that harmless.
-- ``worker_prefetch_multiplier=1``: a worker holds one scan at a time, so a slow host does
-  not park other hosts' scans behind it.
+- ``worker_prefetch_multiplier=1``: each pool process holds one scan at a time, and the
+  prefork pool's default "fair" scheduling gives a queued scan to an idle process, so with
+  ``--concurrency`` >= 2 a slow host never parks other hosts' scans behind it. A slow host
+  holds one process for at most ``POSTURE_SCAN_TIMEOUT``: the scan's deadline bounds every
+  Docker call, whatever the host sends (``scanners.limits``).
+- Time limits (soft = scan timeout + 60 s, hard = + 120 s) are a backstop behind that
+  deadline (a stuck database, a bug). They are the *worker's*: Celery would otherwise take
+  them from the message, i.e. from whichever process queued the scan and its own
+  ``POSTURE_SCAN_TIMEOUT`` (see ``posture.tasks.WorkerTimeLimits``). They need the prefork
+  pool (the default): solo and threads pools ignore them; the soft limit is SIGUSR1 to the
+  pool process, which interrupts even a blocking ``recv``.
 - With no broker configured the app uses kombu's filesystem transport under ``var/broker``:
   the embedded default needs no Redis.
 """

@@ -313,6 +313,8 @@ POSTURE_SCAN_LEASE = env_int("POSTURE_SCAN_LEASE", max(60, 2 * POSTURE_DOCKER_TI
 POSTURE_DEFAULT_INTERVAL = env_int("POSTURE_DEFAULT_INTERVAL", 1440, minimum=1)  # minutes between scans
 POSTURE_BEAT_SECONDS = env_int("POSTURE_BEAT_SECONDS", 30, minimum=1)  # how often beat looks for due hosts
 POSTURE_PROBE_IMAGE = env_str("POSTURE_PROBE_IMAGE", "busybox:latest")  # local image, never pulled
+# Largest answer accepted from a Docker host for one API call (bytes); a scan that gets more fails.
+POSTURE_MAX_RESPONSE_BYTES = env_int("POSTURE_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, minimum=65536)
 # Broker visibility timeout (Redis): an unacknowledged scan message is redelivered after it.
 POSTURE_BROKER_VISIBILITY_TIMEOUT = env_int(
     "POSTURE_BROKER_VISIBILITY_TIMEOUT", POSTURE_SCAN_TIMEOUT + 300, minimum=1

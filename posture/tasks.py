@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import transaction
 
 from posture.jobs import scans, schedule
@@ -14,7 +14,27 @@ def worker_name(task) -> str:
     return f"{task.request.hostname or 'local'}:{os.getpid()}"
 
 
-@shared_task(name="posture.run_scan", bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+class WorkerTimeLimits(Task):
+    """A task whose time limits are the worker's, never the sender's.
+
+    Celery copies the *sending* process's ``time_limit``/``soft_time_limit`` into every
+    message, and a worker obeys the message over its own configuration. The web process, beat
+    or a shell that queues a scan may run with another ``POSTURE_SCAN_TIMEOUT`` (often the
+    default 900 s) than the worker, so a worker started with 20 s got limits of 960/1020 s and
+    they "never fired". Sending ``None`` lets the worker apply its own (see posture.celery).
+    """
+
+    abstract = True
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
+                    shadow=None, **options):
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
+        return super().apply_async(args, kwargs, task_id, producer, link, link_error, shadow, **options)
+
+
+@shared_task(name="posture.run_scan", base=WorkerTimeLimits, bind=True, acks_late=True, reject_on_worker_lost=True,
+             max_retries=None)
 def run_scan(self, scan_id: int) -> str:
     """Run one scan. Redelivery-safe: see posture.jobs.scans."""
     result = scans.execute_scan(scan_id, worker=worker_name(self))

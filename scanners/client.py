@@ -12,6 +12,9 @@ the client here also lets us get the dangerous defaults right once:
   less than the daemon offers.
 * ``trust_env = False``: the worker's ``HTTPS_PROXY``/``.netrc`` must not apply to
   ``tcp://`` Docker hosts.
+* every call is bounded in time and size whatever the peer does (:mod:`scanners.limits`):
+  a total deadline per call (headers and body, trickled or not), the scan's deadline, and
+  a cap on each answer; redirects are never followed.
 * TLS material is validated before connecting, so "client certificate expired on DATE" is
   said plainly instead of as an opaque handshake alert, and it lives on disk only in a
   private 0700 directory (files 0600) for the lifetime of the context manager.
@@ -37,10 +40,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from scanners.errors import ConfigError, NotDocker, ScanError, TLSFailure, classify, one_line
+from scanners.limits import DEFAULT_MAX_RESPONSE_BYTES, Guard, api_call
 
 __all__ = ["HostConfig", "negotiate_api_version", "open_client", "validate_tls"]
 
 _SCHEMES = ("unix://", "tcp://", "ssh://")
+#: Docker's ping answers "OK"; a longer answer is not a ping (and is never read whole).
+_PING_MAX_BYTES = 64 * 1024
 #: The newest API version docker-py 7.2 knows how to speak.
 CLIENT_MAX_API = docker.constants.DEFAULT_DOCKER_API_VERSION
 #: The oldest docker-py still accepts; also what we construct with before negotiating.
@@ -55,8 +61,9 @@ class HostConfig:
     tls_ca: str | None = None
     tls_cert: str | None = None
     tls_key: str | None = None
-    timeout: float = 30.0
+    timeout: float = 30.0  # total seconds per Docker API call (not an idle timeout)
     verify_hostname: bool = True
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # largest answer accepted per call
 
     def __repr__(self) -> str:  # never print key material into logs
         return f"HostConfig(url={self.url!r}, tls={self.uses_tls}, timeout={self.timeout})"
@@ -185,7 +192,9 @@ def _ping(client: docker.DockerClient, cfg: HostConfig) -> str:
     """Unversioned ``GET /_ping``: tells Docker from anything else; returns the API version."""
     api = client.api
     try:
-        resp = api.get(api.base_url + "/_ping", timeout=cfg.timeout)
+        # A ping answers "OK": anything longer than _PING_MAX_BYTES is not Docker's ping.
+        with api_call("pinging the Docker API", max_bytes=_PING_MAX_BYTES):
+            resp = api.get(api.base_url + "/_ping", timeout=cfg.timeout)
     except Exception as exc:
         err = classify(exc, url=cfg.url, tls=cfg.uses_tls)
         if isinstance(err, TLSFailure) and not cfg.tls_cert and "client certificate" in err.reason:
@@ -223,7 +232,7 @@ def _check_url(cfg: HostConfig) -> None:
         raise ConfigError("TLS certificates only apply to tcp:// hosts")
 
 
-def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerClient:
+def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None, guard: Guard) -> docker.DockerClient:
     url = cfg.url.strip()
     try:
         client = docker.DockerClient(
@@ -244,20 +253,29 @@ def _build(cfg: HostConfig, tls: docker.tls.TLSConfig | None) -> docker.DockerCl
     client.api.trust_env = False
     if tls is not None and not cfg.verify_hostname:
         client.api.mount("https://", _NoHostnameAdapter(pool_connections=16, pool_maxsize=16))
+    guard.install(client.api)  # last: it wraps every mounted adapter
     return client
 
 
 @contextlib.contextmanager
-def open_client(cfg: HostConfig) -> Iterator[docker.DockerClient]:
+def open_client(cfg: HostConfig, *, deadline: float | None = None) -> Iterator[docker.DockerClient]:
     """Connect to a Docker host, ping it, negotiate the API version, and yield the client.
 
     Raises :class:`ConfigError`, :class:`TLSFailure`, :class:`HostUnreachable` or
-    :class:`NotDocker` before yielding; every call on the yielded client times out after
-    ``cfg.timeout`` seconds. TLS files are removed and connections closed on exit.
+    :class:`NotDocker` before yielding. Every call on the yielded client, the ping included,
+    ends within ``cfg.timeout`` seconds in total and before ``deadline`` (a
+    ``time.monotonic()`` value: the scan's), else raises :class:`ScanTimeout`; an answer
+    over ``cfg.max_response_bytes`` raises :class:`ResponseTooLarge`. TLS files are removed
+    and connections closed on exit.
     """
     _check_url(cfg)
+    guard = Guard(timeout=cfg.timeout, deadline=deadline, max_response_bytes=cfg.max_response_bytes)
     with _tls_files(cfg) as tls:
-        client = _build(cfg, tls)
+        try:
+            client = _build(cfg, tls, guard)
+        except BaseException:
+            guard.close()
+            raise
         try:
             server_api = _ping(client, cfg)
             # docker-py has no public setter; _version is what every versioned URL uses.
@@ -266,3 +284,4 @@ def open_client(cfg: HostConfig) -> Iterator[docker.DockerClient]:
         finally:
             with contextlib.suppress(Exception):
                 client.close()
+            guard.close()

@@ -25,6 +25,7 @@ __all__ = [
     "HostUnreachable",
     "MalformedAnswer",
     "NotDocker",
+    "ResponseTooLarge",
     "ScanError",
     "ScanTimeout",
     "TLSFailure",
@@ -72,6 +73,11 @@ class ScanTimeout(ScanError):
     """A single Docker call or the scan as a whole took longer than allowed."""
 
 
+class ResponseTooLarge(ScanError):
+    """The Docker host sent more than we accept for one answer (see ``scanners.limits``):
+    a broken or hostile peer must not be able to exhaust the worker's memory."""
+
+
 class ConfigError(ScanError):
     """The host configuration itself is unusable (bad URL scheme, half a key pair...)."""
 
@@ -96,7 +102,7 @@ class ProbeFailed(ScanError):
 
 
 #: Failures of the connection itself: a scan cannot go on after one of these.
-FATAL = (HostUnreachable, NotDocker, TLSFailure, DaemonLost, ScanTimeout, ConfigError)
+FATAL = (HostUnreachable, NotDocker, TLSFailure, DaemonLost, ScanTimeout, ConfigError, ResponseTooLarge)
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

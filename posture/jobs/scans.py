@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -31,12 +31,13 @@ from posture.jobs import ingest
 from posture.models import DockerHost, ScanRun
 from scanners.client import open_client
 from scanners.collect import collect
-from scanners.errors import ScanError
+from scanners.errors import ResponseTooLarge, ScanError, ScanTimeout
 from scanners.snapshot import SCANNER_VERSION
 
 log = logging.getLogger(__name__)
 
 LOG_LINES = 30  # progress lines kept on a scan row
+_SOFT_LIMIT = "scan exceeded its time limit ({}s, POSTURE_SCAN_TIMEOUT): stopped by the worker's soft time limit"
 
 
 class Outcome(enum.Enum):
@@ -240,12 +241,15 @@ def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | Non
         return result
     scan = result.scan
     host = scan.host
+    # The deadline bounds every Docker call of the scan, the connection and ping included,
+    # whatever the host sends (scanners.limits); Celery's time limits are only a backstop.
     deadline = time.monotonic() + settings.POSTURE_SCAN_TIMEOUT
     probe_image = settings.POSTURE_PROBE_IMAGE if host.probe_enabled else None
+    cfg = replace(host.host_config(), max_response_bytes=settings.POSTURE_MAX_RESPONSE_BYTES)
     with Heartbeat(scan, echo) as hb:
         try:
             hb.progress(f"attempt {scan.attempts} on {worker}: connecting to {host.url}")
-            with open_client(host.host_config()) as client:
+            with open_client(cfg, deadline=deadline) as client:
                 snapshot = collect(client, probe_image=probe_image, deadline=deadline, progress=hb.progress)
             hb.check()
             hb.progress(
@@ -255,11 +259,14 @@ def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | Non
         except LeaseLost:
             return Result(Outcome.LOST, scan)
         except ScanError as exc:
-            hb.lines.append(f"failed: {exc}")
-            ok = _finish(scan, ScanState.FAILED, error=str(exc), lines=hb.lines)
+            if isinstance(exc.__cause__, SoftTimeLimitExceeded):  # the worker's backstop fired in a Docker call
+                ok = _finish(scan, ScanState.FAILED, error=_SOFT_LIMIT.format(settings.POSTURE_SCAN_TIMEOUT),
+                             lines=hb.lines)
+            else:
+                hb.lines.append(f"failed: {exc}")
+                ok = _finish(scan, ScanState.FAILED, error=str(exc) + _limit_hint(exc), lines=hb.lines)
         except SoftTimeLimitExceeded:
-            msg = f"scan exceeded its time limit ({settings.POSTURE_SCAN_TIMEOUT}s, POSTURE_SCAN_TIMEOUT)"
-            ok = _finish(scan, ScanState.FAILED, error=msg, lines=hb.lines)
+            ok = _finish(scan, ScanState.FAILED, error=_SOFT_LIMIT.format(settings.POSTURE_SCAN_TIMEOUT), lines=hb.lines)
         except KeyboardInterrupt:
             _finish(scan, ScanState.FAILED, error="interrupted before it finished", lines=hb.lines)
             raise
@@ -295,6 +302,16 @@ def scan_now(host: DockerHost, *, worker: str, trigger: str = Trigger.CLI,
         running = ScanRun.objects.filter(host_id=host.pk, state=ScanState.RUNNING).order_by("id").first()
         return Result(Outcome.BUSY, running, result.retry_after)
     return result
+
+
+def _limit_hint(exc: ScanError) -> str:
+    """Name the setting behind a limit the host ran into, so an operator knows the knob."""
+    if isinstance(exc, ScanTimeout):
+        return (f" (limits: POSTURE_SCAN_TIMEOUT={settings.POSTURE_SCAN_TIMEOUT}s per scan, "
+                f"POSTURE_DOCKER_TIMEOUT={settings.POSTURE_DOCKER_TIMEOUT}s per Docker call)")
+    if isinstance(exc, ResponseTooLarge):
+        return f" (POSTURE_MAX_RESPONSE_BYTES={settings.POSTURE_MAX_RESPONSE_BYTES})"
+    return ""
 
 
 def _evaluate(scan: ScanRun) -> None:

@@ -1,5 +1,10 @@
 """Shared plumbing for the collectors: deadlines, error mapping, the inspect thread pool.
 
+Every Docker call goes through :func:`call`, which names the step for
+:mod:`scanners.limits`: the client's guard then bounds the call's total time by the scan
+deadline (and the per-call timeout) and its answer's size, whatever the host sends, and a
+failure says "... time limit ... while reading docker info".
+
 Why a pool: a host with 200 containers needs 200 ``inspect`` round trips; done one at a
 time over TLS that is the slowest part of a scan. A few threads share docker-py's pooled
 connections (requests' pool is thread-safe for this use) and cut wall time by ~the pool size.
@@ -15,6 +20,7 @@ from typing import Any, TypeVar
 import docker.errors
 
 from scanners.errors import ScanError, ScanTimeout, classify
+from scanners.limits import api_call
 from scanners.snapshot import Warning_
 
 Progress = Callable[[str], None]
@@ -31,18 +37,20 @@ def _noop(_msg: str) -> None:
 def check_deadline(deadline: float | None, doing: str) -> None:
     """Raise :class:`ScanTimeout` once ``time.monotonic()`` has passed ``deadline``."""
     if deadline is not None and time.monotonic() > deadline:
-        raise ScanTimeout(f"scan deadline exceeded while {doing}")
+        raise ScanTimeout(f"scan time limit reached (deadline exceeded) while {doing}")
 
 
 def call(fn: Callable[..., T], *args: Any, doing: str, deadline: float | None = None, **kw: Any) -> T:
-    """One Docker API call with deadline check and errors mapped for the middle of a scan.
+    """One Docker API call, bounded by ``deadline`` and named ``doing`` for the client's
+    guard, with errors mapped for the middle of a scan.
 
     ``docker.errors.NotFound`` passes through untouched: callers decide if a 404 is a
     warning (resource removed meanwhile) or an error.
     """
     check_deadline(deadline, doing)
     try:
-        return fn(*args, **kw)
+        with api_call(doing, deadline):
+            return fn(*args, **kw)
     except docker.errors.NotFound:
         raise
     except ScanError:
@@ -88,7 +96,7 @@ def inspect_all(
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             done, _ = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             if not done:
-                raise ScanTimeout(f"scan deadline exceeded while inspecting {kind}s")
+                raise ScanTimeout(f"scan time limit reached (deadline exceeded) while inspecting {kind}s")
             for fut in done:
                 rid = pending.pop(fut)
                 try:

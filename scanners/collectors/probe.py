@@ -68,6 +68,7 @@ from scanners.collectors.probe_parse import (
 )
 from scanners.collectors.shapes import guarded
 from scanners.errors import FATAL, ProbeFailed, ScanError, one_line
+from scanners.limits import DEFAULT_MAX_RESPONSE_BYTES, api_call, guard_of, hijacked_stream, read_multiplexed
 from scanners.redact import scrub_text
 
 __all__ = [
@@ -238,8 +239,7 @@ class Prober:
             doing=doing,
             deadline=self.deadline,
         )["Id"]
-        out = call(api.exec_start, exec_id, demux=True, doing=doing, deadline=self.deadline)
-        stdout, stderr = out if isinstance(out, tuple) else (out, b"")
+        stdout, stderr = call(_exec_output, api, exec_id, doing, doing=doing, deadline=self.deadline)
         exit_code = call(
             guarded, api.exec_inspect, exec_id, shape="object", path="/exec/{id}/json", doing=doing, deadline=self.deadline
         ).get("ExitCode")
@@ -261,6 +261,25 @@ class Prober:
         if stderr.strip():
             self.errors.append(f"{doing}: " + one_line(stderr.decode("utf-8", "replace"), 300))
         return records
+
+
+def _exec_output(api: APIClient, exec_id: str, doing: str) -> tuple[bytes, bytes]:
+    """Start an exec and read its (stdout, stderr) within the size cap and the call deadline.
+
+    Not ``exec_start(demux=True)``: docker-py would read the output whole, with its socket
+    timeout switched off, so a hostile daemon could stream forever or without end."""
+    sock = api.exec_start(exec_id, socket=True)
+    guard = guard_of(api)
+    cap = guard.max_response_bytes if guard is not None else DEFAULT_MAX_RESPONSE_BYTES
+    try:
+        return read_multiplexed(hijacked_stream(sock), max_bytes=cap, doing=doing)
+    finally:
+        response = getattr(sock, "_response", None)  # docker-py keeps the HTTP response here
+        with contextlib.suppress(Exception):
+            sock.close()
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.close()
 
 
 def _ensure_image(api: APIClient, image: str, deadline: float | None) -> None:
@@ -354,7 +373,8 @@ def run_probe(
         raise ProbeFailed(f"the daemon refused the host probe container: {one_line(exc.explanation or exc, 300)}") from exc
     finally:
         if container_id is not None:
-            with contextlib.suppress(Exception):
+            # Even after the scan deadline: a cleanup call gets a few seconds of its own.
+            with contextlib.suppress(Exception), api_call("removing the probe container", cleanup=True):
                 api.remove_container(container_id, force=True)
 
 

@@ -18,7 +18,7 @@ from django.db import connection
 from posture.choices import ScanState, Trigger
 from posture.management.commands.scan import EXIT_BUSY
 from posture.models import DockerHost, ScanRun
-from tests.support.fake_docker import FakeDocker, Reply
+from tests.support.fake_docker import Answer, FakeDocker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,15 +43,15 @@ def host_for(fake: FakeDocker, name: str = "fake") -> DockerHost:
 @pytest.mark.parametrize(
     "routes,reason",
     [
-        ({"/info": Reply.json(["not", "an", "object"])},
+        ({"/info": Answer.json(["not", "an", "object"])},
          "the daemon answered /info with malformed data: expected an object, got a list"),
-        ({"/info": Reply.json({"Containers": "x"})},
+        ({"/info": Answer.json({"Containers": "x"})},
          "the daemon answered /info with malformed data: Containers: expected an integer, got a string"),
-        ({"/containers/json": Reply.json({"Id": CID})},
+        ({"/containers/json": Answer.json({"Id": CID})},
          "the daemon answered /containers/json with malformed data: expected a list, got an object"),
-        ({"/containers/json": Reply.json([{"Id": CID}]), "/containers/*/json": Reply.json({**CONTAINER, "State": 1})},
+        ({"/containers/json": Answer.json([{"Id": CID}]), "/containers/*/json": Answer.json({**CONTAINER, "State": 1})},
          f"the daemon answered /containers/{CID[:12]}/json with malformed data: State: expected an object, got an integer"),
-        ({"/version": Reply.raw(b"\xff\xfe not json")}, "the daemon answered /version with malformed data: not valid JSON"),
+        ({"/version": Answer.raw(b"\xff\xfe not json")}, "the daemon answered /version with malformed data: not valid JSON"),
     ],
 )
 def test_it_fails_a_scan_whose_daemon_answers_malformed_data(routes, reason):
@@ -73,7 +73,7 @@ def test_it_still_errors_a_scan_when_posture_itself_breaks(monkeypatch):
         raise TypeError("a bug in posture")
 
     monkeypatch.setattr("scanners.collectors.containers.container_evidence", broken)
-    routes = {"/containers/json": Reply.json([{"Id": CID}]), "/containers/*/json": Reply.json(CONTAINER)}
+    routes = {"/containers/json": Answer.json([{"Id": CID}]), "/containers/*/json": Answer.json(CONTAINER)}
     with FakeDocker(routes) as fake:
         host_for(fake)
         code, _, err = run("scan", "fake")
@@ -83,7 +83,7 @@ def test_it_still_errors_a_scan_when_posture_itself_breaks(monkeypatch):
 
 
 def test_it_scans_the_fake_host_when_its_answers_are_valid():
-    routes = {"/containers/json": Reply.json([{"Id": CID}]), "/containers/*/json": Reply.json(CONTAINER)}
+    routes = {"/containers/json": Answer.json([{"Id": CID}]), "/containers/*/json": Answer.json(CONTAINER)}
     with FakeDocker(routes) as fake:
         host_for(fake)
         code, out, err = run("scan", "fake")
@@ -115,7 +115,7 @@ def _wait_for_running(timeout: float = 30.0) -> ScanRun:
 
 def test_it_refuses_a_second_cli_scan_of_a_host_being_scanned_and_records_nothing():
     # /info takes 3 s: the first `scan` holds the host's running slot meanwhile.
-    with FakeDocker({"/info": Reply.json({"Containers": 0}, delay=3)}) as fake:
+    with FakeDocker({"/info": Answer.json({"Containers": 0}, delay=3)}) as fake:
         host_for(fake)
         first: list = []
         thread = _scan_in_thread(first)
