@@ -11,20 +11,11 @@ from rest_framework.test import APIClient
 
 from posture.choices import ScanState, Trigger
 from posture.models import DockerHost, EvidenceSet, ScanRun
+from tests.support.services import wait_until
 from tests.support.slowproxy import SlowProxy
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
-
-def wait_until(predicate, timeout: float, what: str, proc_logs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    logs = "\n".join(p.log()[-2500:] for p in proc_logs)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
 
 def test_it_collects_a_scan_queued_through_the_api(start_celery, dockerd, make_container):

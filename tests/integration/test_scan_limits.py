@@ -19,22 +19,12 @@ import pytest
 from posture.choices import ScanState, Trigger
 from posture.models import DockerHost, ScanRun
 from tests.support.fake_docker import FakeDocker, Trickle
-from tests.support.services import database_url_of_test_db
+from tests.support.services import database_url_of_test_db, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SCAN_TIMEOUT = 10  # the smallest POSTURE_SCAN_TIMEOUT the settings accept
 FINISHED = [ScanState.SUCCEEDED, ScanState.FAILED, ScanState.ERRORED]
 
-
-def wait_until(predicate, timeout: float, what: str, procs=()):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    logs = "\n".join(p.log()[-3000:] for p in procs)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
 
 @pytest.mark.parametrize("tcp", [False, True], ids=["unix", "tcp"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 
 import pytest
@@ -12,20 +11,12 @@ from django.db import connection
 from posture.choices import ScanState
 from posture.jobs.ingest import load_snapshot, verify_chain
 from posture.models import DockerHost, Evidence, EvidenceSet, ScanRun
+from tests.support.commands import run_command as run
 
 pytestmark = [pytest.mark.docker, pytest.mark.django_db(transaction=True)]
 
 CANARY = "canary-9f3b2c-never-store-me"
 
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def all_database_text() -> str:

@@ -18,6 +18,7 @@ from django.db import connection
 from posture.choices import ScanState, Trigger
 from posture.management.commands.scan import EXIT_BUSY
 from posture.models import DockerHost, ScanRun
+from tests.support.commands import run_command as run
 from tests.support.fake_docker import Answer, FakeDocker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,15 +26,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CID = "c" * 64
 CONTAINER = {"Id": CID, "Name": "/web", "Config": {"Env": ["A=1"]}, "HostConfig": {}, "State": {"Running": True}}
 
-
-def run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(*args, stdout=out, stderr=err)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    return code, out.getvalue(), err.getvalue()
 
 
 def host_for(fake: FakeDocker, name: str = "fake") -> DockerHost:

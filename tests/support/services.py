@@ -43,6 +43,19 @@ def pytest_sessionstart(session):
 
 
 @pytest.fixture(scope="session")
+def wait_until(predicate, timeout: float, what: str, procs=()):
+    """Poll ``predicate`` until it returns something truthy (returned), or fail after
+    ``timeout`` seconds naming ``what`` with the tail of each process's log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    logs = "\n".join(p.log()[-3000:] for p in procs)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
+
+
 def redis_url() -> str:
     url = os.environ.get("REDIS_URL")
     if not url:
