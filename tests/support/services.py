@@ -42,7 +42,6 @@ def pytest_sessionstart(session):
         )
 
 
-@pytest.fixture(scope="session")
 def wait_until(predicate, timeout: float, what: str, procs=()):
     """Poll ``predicate`` until it returns something truthy (returned), or fail after
     ``timeout`` seconds naming ``what`` with the tail of each process's log."""
@@ -56,6 +55,7 @@ def wait_until(predicate, timeout: float, what: str, procs=()):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{logs}")
 
 
+@pytest.fixture(scope="session")
 def redis_url() -> str:
     url = os.environ.get("REDIS_URL")
     if not url:
