@@ -338,6 +338,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The schema describes every endpoint: only accounts that can log in may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # A token's state appears in two serializers (listing and the answer to creation).
+    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState"},
 }
 
 # --- Celery: Redis (or any broker URL) when configured, else an embedded filesystem broker --

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from posture.jobs.tokens import create_token
 from posture.models import ApiToken, AuditEvent
-from tests.posture.conftest import member
+from tests.posture.conftest import api_error, member
 from tests.posture.test_api import client_for
 
 pytestmark = pytest.mark.django_db
@@ -26,10 +26,6 @@ def bearer(token: str, scheme: str = "Bearer") -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"{scheme} {token}")
     return client
-
-
-def error(response) -> dict:
-    return response.json()["error"]
 
 
 def every_stored_value() -> str:
@@ -84,14 +80,14 @@ def test_it_authenticates_as_the_owner_with_their_roles(auditor, scheme):
     assert client.get("/api/v1/hosts/").status_code == 200
     refused = client.post("/api/v1/hosts/", {"name": "n1", "url": "unix:///var/run/docker.sock"}, format="json")
     assert refused.status_code == 403
-    assert error(refused)["message"] == "the auditor role is read-only: registering hosts needs the operator or admin role"
+    assert api_error(refused)["message"] == "the auditor role is read-only: registering hosts needs the operator or admin role"
 
 
 def test_it_refuses_a_token_whose_owner_lost_every_role(operator):
     new = create_token(operator, "ops")
     operator.groups.clear()
     response = bearer(new.token).get("/api/v1/hosts/")
-    assert response.status_code == 403 and "no posture role" in error(response)["message"]
+    assert response.status_code == 403 and "no posture role" in api_error(response)["message"]
 
 
 def test_it_records_last_use_at_most_once_a_minute(operator):
@@ -113,7 +109,7 @@ def test_it_refuses_an_expired_token_saying_when(operator):
     expired_at = ApiToken.objects.get().expires_at
     response = bearer(new.token).get("/api/v1/hosts/")
     assert response.status_code == 401 and response["WWW-Authenticate"] == 'Bearer realm="posture"'
-    assert error(response) == {"status": 401, "code": "token_expired",
+    assert api_error(response) == {"status": 401, "code": "token_expired",
                                "message": f"token expired on {expired_at:%Y-%m-%d %H:%M} UTC"}
 
 
@@ -122,8 +118,8 @@ def test_it_refuses_a_revoked_token(operator):
     assert bearer(new.token).get("/api/v1/hosts/").status_code == 200
     client_for(operator).post(f"/api/v1/tokens/{new.row.pk}/revoke/")
     response = bearer(new.token).get("/api/v1/hosts/")
-    assert response.status_code == 401 and error(response)["code"] == "token_revoked"
-    assert error(response)["message"].startswith("token revoked on ")
+    assert response.status_code == 401 and api_error(response)["code"] == "token_revoked"
+    assert api_error(response)["message"].startswith("token revoked on ")
 
 
 @pytest.mark.parametrize("revoked", [False, True])
@@ -135,7 +131,7 @@ def test_it_refuses_a_wrong_secret_with_the_right_prefix_without_telling_the_sta
     forged = prefix + ("A" if secret[0] != "A" else "B") + secret[1:]
     response = bearer(forged).get("/api/v1/hosts/")
     assert response.status_code == 401
-    assert error(response) == {"status": 401, "code": "token_invalid", "message": "invalid token"}
+    assert api_error(response) == {"status": 401, "code": "token_invalid", "message": "invalid token"}
     assert ApiToken.objects.get().last_used_at is None
 
 
@@ -151,13 +147,13 @@ def test_it_refuses_malformed_credentials_with_a_clear_401(db, header, message):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)
     response = client.get("/api/v1/hosts/")
-    assert response.status_code == 401 and error(response)["message"].startswith(message)
+    assert response.status_code == 401 and api_error(response)["message"].startswith(message)
 
 
 def test_it_asks_for_credentials_with_a_bearer_challenge(db):
     response = APIClient().get("/api/v1/hosts/")
     assert response.status_code == 401 and response["WWW-Authenticate"] == 'Bearer realm="posture"'
-    assert error(response)["code"] == "not_authenticated" and "Authorization: Bearer" in error(response)["message"]
+    assert api_error(response)["code"] == "not_authenticated" and "Authorization: Bearer" in api_error(response)["message"]
 
 
 # --- who may do what ------------------------------------------------------------------------
@@ -170,13 +166,13 @@ def test_it_lets_every_role_create_tokens_for_themselves(personas, who, status):
     if status == 201:
         assert ApiToken.objects.get().owner == personas[who]
     if who == "outsider":
-        assert "no posture role" in error(response)["message"]
+        assert "no posture role" in api_error(response)["message"]
 
 
 def test_it_never_lets_a_token_create_tokens(admin):
     new = create_token(admin, "automation")
     response = bearer(new.token).post("/api/v1/tokens/", {"name": "successor"}, format="json")
-    assert response.status_code == 403 and "cannot create tokens" in error(response)["message"]
+    assert response.status_code == 403 and "cannot create tokens" in api_error(response)["message"]
     assert ApiToken.objects.count() == 1
 
 
@@ -184,7 +180,7 @@ def test_it_creates_tokens_from_a_logged_in_session_with_csrf(operator):
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(operator)
     refused = client.post("/api/v1/tokens/", {"name": "x"}, format="json")
-    assert refused.status_code == 403 and "CSRF" in error(refused)["message"]
+    assert refused.status_code == 403 and "CSRF" in api_error(refused)["message"]
     client.get("/tokens/")  # the page sets the CSRF cookie
     created = client.post("/api/v1/tokens/", {"name": "x"}, format="json",
                           HTTP_X_CSRFTOKEN=client.cookies["csrftoken"].value)
@@ -214,7 +210,7 @@ def test_it_filters_by_state_and_refuses_an_unknown_state(operator):
         assert [t["name"] for t in body["results"]] == names and {t["state"] for t in body["results"]} == {state}
     bad = client.get("/api/v1/tokens/?state=bogus")
     assert bad.status_code == 400
-    assert error(bad)["fields"]["state"] == ["bogus is not one of the valid choices: active, expired, revoked"]
+    assert api_error(bad)["fields"]["state"] == ["bogus is not one of the valid choices: active, expired, revoked"]
 
 
 @pytest.mark.parametrize("method", ["post", "delete"])
@@ -244,7 +240,7 @@ def test_it_hides_other_accounts_tokens_but_lets_an_admin_revoke_them(personas):
 def test_it_never_changes_a_token(operator, method):
     new = create_token(operator, "fixed")
     response = getattr(client_for(operator), method)(f"/api/v1/tokens/{new.row.pk}/", {"name": "x"}, format="json")
-    assert response.status_code == 405 and error(response)["code"] == "method_not_allowed"
+    assert response.status_code == 405 and api_error(response)["code"] == "method_not_allowed"
 
 
 @pytest.mark.parametrize("body, field, message", [
@@ -261,7 +257,7 @@ def test_it_never_changes_a_token(operator, method):
 def test_it_refuses_bad_input_and_creates_nothing(operator, body, field, message):
     response = client_for(operator).post("/api/v1/tokens/", body, format="json")
     assert response.status_code == 400
-    assert error(response)["code"] == "invalid" and message in " ".join(error(response)["fields"][field])
+    assert api_error(response)["code"] == "invalid" and message in " ".join(api_error(response)["fields"][field])
     assert ApiToken.objects.count() == 0 and not AuditEvent.objects.exists()
 
 
