@@ -24,7 +24,7 @@ from django.core.cache import caches
 from django.db import DatabaseError
 from redis.exceptions import RedisError
 from rest_framework.authentication import BaseAuthentication
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import APIException, Throttled
 from rest_framework.throttling import SimpleRateThrottle
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,14 @@ def client_address(request) -> str:
         if entries:
             return entries[-1]
     return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+class TooManyRequests(Throttled):
+    """429 with our message as is (DRF's Throttled appends "Expected available in N seconds.")."""
+
+    def __init__(self, wait: int, detail: str) -> None:
+        APIException.__init__(self, detail, "throttled")
+        self.wait = wait
 
 
 class PostureThrottle(SimpleRateThrottle):
@@ -79,10 +87,10 @@ class PostureThrottle(SimpleRateThrottle):
         oldest_counted = self.history[self.num_requests - 1]
         return max(1, math.ceil(oldest_counted + self.duration - self.now))
 
-    def refusal(self) -> Throttled:
+    def refusal(self) -> TooManyRequests:
         wait = self.wait()
         period = _PERIOD_WORDS.get(self.duration, f"{self.duration} seconds")
-        return Throttled(wait=wait, detail=(
+        return TooManyRequests(wait, (
             f"too many requests {self.describe}: at most {self.num_requests} per {period}; "
             f"try again in {wait} second{'s' if wait != 1 else ''}"))
 
