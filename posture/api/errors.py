@@ -37,6 +37,7 @@ NOT_AUTHENTICATED = ("authentication credentials were not provided: send 'Author
                      "(create a token on the /tokens/ page) or log in")
 SERVER_ERROR = "internal server error: it has been logged; please report it with the time of the request"
 #: Keys DRF uses for errors about the whole input rather than one field.
+_COMPACT = {"separators": (",", ":")}  # as DRF renders JSON
 _WHOLE_INPUT = ("non_field_errors", "detail", "__all__")
 
 
@@ -135,19 +136,20 @@ def _wants_json(request) -> bool:
 def bad_request(request, exception=None):
     """handler400: JSON under /api/ (e.g. a disallowed Host header), Django's page elsewhere."""
     if _wants_json(request):
-        return JsonResponse(error_body(400, "bad_request", "bad request"), status=400)
+        return JsonResponse(error_body(400, "bad_request", "bad request"), status=400, json_dumps_params=_COMPACT)
     return defaults.bad_request(request, exception)
 
 
 def not_found(request, exception=None):
     """handler404: an unknown URL under /api/ answers the JSON shape, not an HTML page."""
     if _wants_json(request):
-        return JsonResponse(error_body(404, "not_found", f"no API endpoint at {request.path[:200]}"), status=404)
+        return JsonResponse(error_body(404, "not_found", f"no API endpoint at {request.path[:200]}"), status=404,
+                            json_dumps_params=_COMPACT)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request):
     """handler500: errors outside the API views (middleware) under /api/ answer JSON too."""
     if _wants_json(request):
-        return JsonResponse(error_body(500, "server_error", SERVER_ERROR), status=500)
+        return JsonResponse(error_body(500, "server_error", SERVER_ERROR), status=500, json_dumps_params=_COMPACT)
     return defaults.server_error(request)
