@@ -96,3 +96,13 @@ def test_it_answers_a_bug_with_a_logged_500_that_tells_nothing_inside(operator, 
     logged = [r for r in caplog.records if r.name == "posture.api"]
     assert len(logged) == 1 and logged[0].exc_info and "internal detail" in str(logged[0].exc_info[1])
     assert not [r for r in caplog.records if r.name == "django.request"]  # logged once, with the traceback
+
+
+def test_it_answers_json_for_errors_outside_the_views_under_api_only(rf):
+    from posture.api.errors import server_error
+
+    api = server_error(rf.get("/api/v1/hosts/"))
+    assert api.status_code == 500 and api["Content-Type"] == "application/json"
+    assert api.content.decode() == '{"error":{"status":500,"code":"server_error","message":"internal server error: ' \
+        'it has been logged; please report it with the time of the request"}}'
+    assert server_error(rf.get("/")).get("Content-Type", "").startswith("text/html")
