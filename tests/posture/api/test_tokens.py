@@ -90,6 +90,14 @@ def test_it_refuses_a_token_whose_owner_lost_every_role(operator):
     assert response.status_code == 403 and "no posture role" in api_error(response)["message"]
 
 
+def test_it_refuses_a_token_whose_owner_was_deactivated(operator):
+    new = create_token(operator, "ops")
+    operator.is_active = False
+    operator.save()
+    response = bearer(new.token).get("/api/v1/hosts/")
+    assert response.status_code == 401 and api_error(response)["code"] == "user_inactive"
+
+
 def test_it_records_last_use_at_most_once_a_minute(operator):
     new = create_token(operator, "ops")
     client = bearer(new.token)
