@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import django_filters
 from django import forms
+from django.db.models import Q
+from django.utils import timezone
 from django_filters import fields as filter_fields
 
-from posture.models import AuditEvent
+from posture.models import ApiToken, AuditEvent
+from posture.models.tokens import TokenState
 
 #: Actions posture records (posture/models/audit.py ``record``). The filter also accepts any
 #: other action already in the trail, so a new kind of event is filterable before it is
@@ -27,6 +30,8 @@ KNOWN_ACTIONS = (
     "host.unarchived",
     "host.updated",
     "scan.requested",
+    "token.created",
+    "token.revoked",
     "user.created",
 )
 
@@ -69,3 +74,24 @@ class AuditEventFilterSet(django_filters.FilterSet):
     class Meta:
         model = AuditEvent
         fields = ["action", "actor", "target"]
+
+
+class ApiTokenFilterSet(django_filters.FilterSet):
+    """Personal API tokens by owner (user name; an admin's list holds everyone's) and state."""
+
+    owner = django_filters.CharFilter(field_name="owner__username", label="Owner", help_text="user name")
+    state = ListingChoiceFilter(choices=TokenState.choices, method="filter_state", label="State",
+                                help_text="active, expired or revoked")
+
+    class Meta:
+        model = ApiToken
+        fields = ["owner", "state"]
+
+    def filter_state(self, queryset, name, value):
+        now = timezone.now()
+        expired = Q(expires_at__isnull=False, expires_at__lte=now)
+        if value == TokenState.REVOKED:
+            return queryset.filter(revoked_at__isnull=False)
+        if value == TokenState.EXPIRED:
+            return queryset.filter(expired, revoked_at__isnull=True)
+        return queryset.filter(revoked_at__isnull=True).exclude(expired)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -48,6 +49,20 @@ def env_int(name: str, default: int, minimum: int = 0) -> int:
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={value} must be at least {minimum}")
     return value
+
+
+_RATE = re.compile(r"(\d+)/(s|sec|second|m|min|minute|h|hour|d|day)")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate ("60/min", "10/s", "5000/hour"), or None for "off"."""
+    raw = os.environ.get(name, "").strip() or default
+    if raw.lower() == "off":
+        return None
+    match = _RATE.fullmatch(raw)
+    if not match or int(match.group(1)) < 1:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a rate such as 60/min, 10/s, 5000/hour or off")
+    return raw
 
 
 def env_list(name: str, default: str = "") -> list[str]:
@@ -110,8 +125,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
-    "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework",  # tokens: posture's own, hashed (posture/models/tokens.py), not rest_framework.authtoken
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -270,11 +284,38 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# --- API throttling (posture/api/throttling.py) ------------------------------------------
+# Per account (token or session) and, for requests without valid credentials (none, or a
+# wrong/expired/revoked token), per client address (POSTURE_CLIENT_IP_HEADER applies, as for
+# logins). Refused requests get 429 with Retry-After. "off" disables one.
+POSTURE_API_THROTTLE_USER = env_rate("POSTURE_API_THROTTLE_USER", "1200/min")
+POSTURE_API_THROTTLE_ANON = env_rate("POSTURE_API_THROTTLE_ANON", "60/min")
+
+# --- cache: shared by every process (throttle counts) --------------------------------------
+# Redis when REDIS_URL is set; otherwise a table in the database (created by migration 0006,
+# on SQLite and PostgreSQL alike). Never the per-process memory cache: with several gunicorn
+# workers each would count on its own and a limit would be multiplied by the worker count.
+REDIS_URL = env_str("REDIS_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                "KEY_PREFIX": "posture"}
+    if REDIS_URL else
+    {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "posture_cache",
+     "OPTIONS": {"MAX_ENTRIES": 10000}}
+}
+
 REST_FRAMEWORK = {
+    # Personal API tokens (Authorization: Bearer pst_...), the browser's session (with CSRF),
+    # and last a class that authenticates nobody but throttles requests without credentials
+    # before permissions refuse them (DRF would only throttle after permissions).
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "posture.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "posture.api.throttling.ThrottleAnonymous",
     ],
+    "DEFAULT_THROTTLE_CLASSES": ["posture.api.throttling.UserThrottle"],
+    # Every error as {"error": {"status", "code", "message", "fields"?}} (posture/api/errors.py).
+    "EXCEPTION_HANDLER": "posture.api.errors.exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON refused past 64 levels of nesting (posture/api/parsers.py): deep bodies used to be a RecursionError.
     "DEFAULT_PARSER_CLASSES": [
@@ -297,6 +338,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The schema describes every endpoint: only accounts that can log in may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # A token's state appears in two serializers (listing and the answer to creation).
+    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState"},
 }
 
 # --- Celery: Redis (or any broker URL) when configured, else an embedded filesystem broker --

@@ -8,6 +8,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from posture import roles
 
+ANY_ROLE = (roles.ADMIN, roles.OPERATOR, roles.AUDITOR)
+
 #: (route basename, view action) -> (what the action is called, roles that may do it).
 #: Writes not listed need the operator or admin role; reads not listed need any role.
 RULES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
@@ -23,6 +25,11 @@ RULES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("exception", "reject"): ("rejecting exceptions", roles.DECIDE),
     ("exception", "revoke"): ("revoking exceptions", roles.OPERATE),
     ("attestation", "create"): ("recording attestations", roles.OPERATE),
+    # Every role may hold tokens (a token acts with its owner's roles, an auditor's reads only);
+    # whose token may be revoked is decided by posture.jobs.tokens.revoke_token.
+    ("token", "create"): ("creating API tokens", ANY_ROLE),
+    ("token", "destroy"): ("revoking API tokens", ANY_ROLE),
+    ("token", "revoke"): ("revoking API tokens", ANY_ROLE),
 }
 #: Route basenames whose every action (reads included) needs particular roles.
 ROUTE_RULES: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -2,7 +2,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 from rest_framework.routers import DefaultRouter
 
-from posture.api import views
+from posture.api import tokens, views
 from posture.api.docs import docs_view
 
 app_name = "api"  # route names (scan-detail, ...) live in their own namespace
@@ -14,6 +14,7 @@ router.register("exceptions", views.ControlExceptionViewSet, basename="exception
 router.register("attestations", views.AttestationViewSet, basename="attestation")
 router.register("controls", views.ControlViewSet, basename="control")
 router.register("audit-events", views.AuditEventViewSet, basename="audit-event")
+router.register("tokens", tokens.ApiTokenViewSet, basename="token")
 
 urlpatterns = [
     path("", include(router.urls)),

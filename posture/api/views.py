@@ -177,7 +177,8 @@ def _domain_call(fn, *args, **kwargs):
     except DjangoPermissionDenied as exc:
         raise drf_exceptions.PermissionDenied(str(exc)) from None
     except DjangoValidationError as exc:
-        raise drf_exceptions.ValidationError({"detail": exc.messages}) from None
+        # By field when the workflow said which field (the error body's "fields"), else whole-input messages.
+        raise drf_exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages) from None
 
 
 class ControlExceptionViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin):

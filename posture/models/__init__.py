@@ -7,9 +7,10 @@ from .exceptions import Attestation, ControlException, ExceptionState
 from .hosts import DockerHost
 from .results import CheckResult, ControlResult, Evaluation, ResultSet
 from .scans import ScanRun
+from .tokens import ApiToken
 
 __all__ = [
-    "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "ControlResult",
+    "ApiToken", "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "ControlResult",
     "DockerHost", "Evaluation", "Evidence", "EvidenceSet", "EvidenceSetItem", "ExceptionState", "Framework",
     "ResultSet", "ScanRun",
 ]

@@ -6,10 +6,10 @@ import time
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from posture.choices import ScanState, Trigger
+from posture.jobs.tokens import create_token
 from posture.models import DockerHost, EvidenceSet, ScanRun
 from tests.support.services import wait_until
 from tests.support.slowproxy import SlowProxy
@@ -24,7 +24,7 @@ def test_it_collects_a_scan_queued_through_the_api(start_celery, dockerd, make_c
     worker.wait_for("ready", timeout=60)
     admin = User.objects.create_superuser("admin", "", "pw-not-used")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_token(admin, 'e2e').token}")
     assert client.post("/api/v1/hosts/", {"name": "d1", "url": dockerd.url}, format="json").status_code == 201
     response = client.post("/api/v1/scans/", {"host": "d1"}, format="json")
     assert response.status_code == 201, response.content

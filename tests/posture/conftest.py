@@ -55,3 +55,10 @@ def stored_scan(host: DockerHost, snapshot: dict, **fields) -> ScanRun:
     now = timezone.now()
     return ScanRun.objects.create(host=host, state=ScanState.SUCCEEDED, evidence_set=stored.evidence_set,
                                   started_at=now, finished_at=now, warnings=snapshot.get("warnings", []), **fields)
+
+
+def api_error(response) -> dict:
+    """The API's error body (posture/api/errors.py): {"status", "code", "message", "fields"?}."""
+    body = response.json()
+    assert set(body) == {"error"}, body
+    return body["error"]

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from posture.choices import ScanState
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost, ScanRun
-from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.posture.conftest import SNAPSHOT, api_error, stored_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +50,7 @@ def test_it_never_returns_tls_material(personas, host):
 
 def test_it_rejects_a_bad_url_with_a_clear_message(personas):
     response = client_for(personas["operator"]).post("/api/v1/hosts/", {"name": "bad", "url": "http://x"}, format="json")
-    assert response.status_code == 400 and "unix://, tcp:// or ssh://" in response.json()["url"][0]
+    assert response.status_code == 400 and "unix://, tcp:// or ssh://" in api_error(response)["fields"]["url"][0]
 
 
 @pytest.mark.parametrize("who, status", [("auditor", 403), ("operator", 201)])

@@ -12,6 +12,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from posture.models import Attestation
+from tests.posture.conftest import api_error
 from tests.posture.test_api import client_for
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +66,7 @@ def test_it_lets_only_readers_download(personas, who, status):
     response = client_for(personas.get(who)).get(f"/api/v1/attestations/{att.pk}/file/", HTTP_ACCEPT="application/pdf")
     assert response.status_code == status
     if who == "outsider":
-        assert "no posture role" in response.json()["detail"]
+        assert "no posture role" in api_error(response)["message"]
 
 
 def test_it_answers_404_for_an_attestation_without_a_file(personas):
@@ -74,7 +75,7 @@ def test_it_answers_404_for_an_attestation_without_a_file(personas):
     created = client_for(personas["operator"]).post("/api/v1/attestations/", payload, format="json").json()
     assert created["file"] is None
     response = client_for(personas["auditor"]).get(f"/api/v1/attestations/{created['id']}/file/")
-    assert response.status_code == 404 and "has no file" in response.json()["detail"]
+    assert response.status_code == 404 and "has no file" in api_error(response)["message"]
 
 
 @pytest.mark.parametrize("name, content, message", [

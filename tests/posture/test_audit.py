@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from posture.models.audit import AuditEvent, record
+from tests.posture.conftest import api_error
 from tests.posture.test_api import client_for
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def test_it_lets_auditors_and_admins_read_the_trail(personas, trail, who, status
     response = client_for(personas.get(who)).get("/api/v1/audit-events/")
     assert response.status_code == status
     if who == "operator":
-        assert response.json()["detail"] == ("the operator role does not allow reading the audit trail: "
+        assert api_error(response)["message"] == ("the operator role does not allow reading the audit trail: "
                                              "it needs the auditor or admin role")
 
 
@@ -60,7 +61,7 @@ def test_it_refuses_an_unknown_action_listing_the_valid_ones(personas, trail):
     record("host.archived", "h1", actor_label="cli")  # an action not in the known list, present in the trail
     response = client_for(personas["auditor"]).get("/api/v1/audit-events/?action=exception.aproved")
     assert response.status_code == 400
-    message = response.json()["action"][0]
+    message = api_error(response)["fields"]["action"][0]
     assert message.startswith("exception.aproved is not one of the valid choices: ")
     assert "exception.approved" in message and "host.archived" in message and "scan.requested" in message
 

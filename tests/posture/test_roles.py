@@ -12,7 +12,7 @@ from django.utils import timezone
 from posture import roles
 from posture.jobs import exceptions as exception_jobs
 from posture.models import ControlException, DockerHost, ExceptionState
-from tests.posture.conftest import member
+from tests.posture.conftest import api_error, member
 from tests.posture.test_api import client_for
 
 pytestmark = pytest.mark.django_db
@@ -37,7 +37,7 @@ def test_it_refuses_an_admin_approving_their_own_exception_over_the_api(personas
     created = admin.post("/api/v1/exceptions/", proposal(), format="json")
     assert created.status_code == 201
     response = admin.post(f"/api/v1/exceptions/{created.json()['id']}/approve/")
-    assert response.status_code == 403 and response.json()["detail"] == SELF
+    assert response.status_code == 403 and api_error(response)["message"] == SELF
     assert ControlException.objects.get().state == ExceptionState.PROPOSED
 
 
@@ -89,23 +89,23 @@ def test_it_tells_an_auditor_the_role_is_read_only(personas, method, url, body, 
     url = url.format(host=host.pk, exc=exc.pk)
     response = getattr(client_for(personas["auditor"]), method)(url, body, format="json")
     assert response.status_code == 403
-    assert response.json()["detail"] == f"the auditor role is read-only: {doing} needs the operator or admin role"
+    assert api_error(response)["message"] == f"the auditor role is read-only: {doing} needs the operator or admin role"
 
 
 def test_it_tells_an_auditor_and_an_operator_that_approving_needs_an_admin(personas):
     exc = propose(personas["operator"])
     auditor = client_for(personas["auditor"]).post(f"/api/v1/exceptions/{exc.pk}/approve/")
-    assert auditor.json()["detail"] == "the auditor role is read-only: approving exceptions needs the admin role"
+    assert api_error(auditor)["message"] == "the auditor role is read-only: approving exceptions needs the admin role"
     operator = client_for(personas["operator"]).post(f"/api/v1/exceptions/{exc.pk}/reject/")
     assert operator.status_code == 403
-    assert operator.json()["detail"] == "the operator role does not allow rejecting exceptions: it needs the admin role"
+    assert api_error(operator)["message"] == "the operator role does not allow rejecting exceptions: it needs the admin role"
 
 
 @pytest.mark.parametrize("method, url", [("get", "/api/v1/hosts/"), ("post", "/api/v1/exceptions/"),
                                          ("get", "/api/v1/audit-events/")])
 def test_it_tells_an_account_without_a_role_whom_to_ask(personas, method, url):
     response = getattr(client_for(personas["outsider"]), method)(url, {}, format="json")
-    assert response.status_code == 403 and response.json()["detail"] == NO_ROLE
+    assert response.status_code == 403 and api_error(response)["message"] == NO_ROLE
 
 
 def test_it_names_the_missing_role_in_the_job_functions(personas):

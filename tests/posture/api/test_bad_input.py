@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from posture.choices import ScanState
 from posture.models import AuditEvent, ControlException, DockerHost, ScanRun
-from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.posture.conftest import SNAPSHOT, api_error, stored_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def scan() -> ScanRun:
 def test_it_refuses_an_impossible_date_in_at(client, scan, page, at):
     response = client.get(f"/api/v1/scans/{scan.pk}/{page}/", {"at": at})
     assert response.status_code == 400
-    assert "not a valid ISO 8601 date-time" in response.json()["at"][0]
+    assert "not a valid ISO 8601 date-time" in api_error(response)["fields"]["at"][0]
 
 
 @pytest.mark.parametrize("page", ["results", "controls"])
@@ -46,7 +46,7 @@ def test_it_answers_extreme_or_naive_dates_in_at(client, scan, page, at):
 def test_it_refuses_a_malformed_framework_slug(client, scan, path, framework):
     response = client.get(path.format(pk=scan.pk), {"framework": framework})
     assert response.status_code == 400
-    assert "not a framework slug" in response.json()["framework"][0]
+    assert "not a framework slug" in api_error(response)["fields"]["framework"][0]
 
 
 def test_it_still_says_404_for_an_unknown_framework(client, scan):
@@ -71,14 +71,14 @@ def test_it_refuses_json_nested_100000_deep_on_hosts(client):
     body = '{"name": "deep", "url": "unix:///x.sock", "probe_enabled": ' + deeply_nested(100_000) + "}"
     response = client.post("/api/v1/hosts/", body, content_type="application/json")
     assert response.status_code == 400
-    assert response.json()["detail"] == "JSON nested deeper than 64 levels"
+    assert api_error(response) == {"status": 400, "code": "parse_error", "message": "JSON nested deeper than 64 levels"}
     assert not DockerHost.objects.filter(name="deep").exists()
 
 
 def test_it_refuses_json_nested_100000_deep_on_exceptions(client):
     body = '{"check_id": "container.privileged_disabled", "justification": ' + deeply_nested(100_000) + "}"
     response = client.post("/api/v1/exceptions/", body, content_type="application/json")
-    assert response.status_code == 400 and "nested deeper than 64" in response.json()["detail"]
+    assert response.status_code == 400 and "nested deeper than 64" in api_error(response)["message"]
     assert not ControlException.objects.exists()
 
 
@@ -93,7 +93,7 @@ def test_it_refuses_json_nested_100000_deep_on_exceptions(client):
 def test_it_refuses_a_url_with_control_characters_and_saves_nothing(client, url, message):
     response = client.post("/api/v1/hosts/", {"name": "nl", "url": url}, format="json")
     assert response.status_code == 400
-    assert response.json()["url"] == [message]
+    assert api_error(response)["fields"]["url"] == [message]
     assert not DockerHost.objects.filter(name="nl").exists()
     assert not AuditEvent.objects.filter(action="host.created").exists()
 

@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from posture.jobs import schedule
 from posture.models import AuditEvent, DockerHost, ScanRun
-from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.posture.conftest import SNAPSHOT, api_error, stored_scan
 
 pytestmark = pytest.mark.django_db
 
@@ -84,7 +84,7 @@ def test_it_refuses_to_scan_an_archived_host(operator, host):
     client = client_for(operator)
     client.post(f"/api/v1/hosts/{host.pk}/archive/")
     response = client.post("/api/v1/scans/", {"host": "h1"}, format="json")
-    assert response.status_code == 400 and "archived" in response.json()["host"][0]
+    assert response.status_code == 400 and "archived" in api_error(response)["fields"]["host"][0]
     assert not ScanRun.objects.exists()
 
 
@@ -102,5 +102,5 @@ def test_it_keeps_an_archived_name_reserved(operator, host):
     client.post(f"/api/v1/hosts/{host.pk}/archive/")
     response = client.post("/api/v1/hosts/", {"name": "h1", "url": "unix:///other.sock"}, format="json")
     assert response.status_code == 400
-    assert response.json()["name"] == ["a host named 'h1' already exists (archived: its history keeps the name)"]
+    assert api_error(response)["fields"]["name"] == ["a host named 'h1' already exists (archived: its history keeps the name)"]
     assert DockerHost.objects.filter(name="h1").count() == 1

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from posture.jobs.hosts import INTERVAL_MAX_MINUTES, save_host
 from posture.management.commands.addhost import Command as AddHost
 from posture.models import AuditEvent, DockerHost
+from tests.posture.conftest import api_error
 from tests.support.certs import make_bundle
 
 pytestmark = pytest.mark.django_db
@@ -56,7 +57,7 @@ def via_api(user, fields: dict, tmp_path: Path) -> tuple[bool, dict]:
     client.force_authenticate(user)
     response = client.post("/api/v1/hosts/", fields, format="json")
     assert response.status_code in (201, 400), response.content
-    return response.status_code == 201, response.json() if response.status_code == 400 else {}
+    return response.status_code == 201, api_error(response)["fields"] if response.status_code == 400 else {}
 
 
 @pytest.fixture(autouse=True)
