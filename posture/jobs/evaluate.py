@@ -108,25 +108,28 @@ def control_counts(rows: Iterable[Row]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
-def _store_chunks(chunks: dict[str, list[Row]]) -> None:
-    """Insert the chunks not stored yet, each with its rows exactly once (caller's transaction)."""
-    missing = sorted(set(chunks) - set(ResultChunk.objects.filter(digest__in=list(chunks))
-                                       .values_list("digest", flat=True)))
+def _store_chunks(chunks: dict[str, list[Row]]) -> dict[str, int]:
+    """Insert the chunks not stored yet, each with its rows exactly once (caller's
+    transaction); returns digest -> id of every chunk."""
+    ids = dict(ResultChunk.objects.filter(digest__in=list(chunks)).values_list("digest", "id"))
+    missing = sorted(set(chunks) - set(ids))
     if not missing:
-        return
+        return ids
     ResultChunk.objects.bulk_create(
         [ResultChunk(digest=d, resource_type=chunks[d][0][2], resource=chunks[d][0][3], finding_count=len(chunks[d]),
                      counts=_counts(r[4] for r in chunks[d])) for d in missing],
         batch_size=500, ignore_conflicts=True)
     # A concurrent worker inserting the same chunk waited on our insert (or we on its) and
     # then skipped it; the lock makes "does it have rows yet" a question with one answer.
-    list(ResultChunk.objects.select_for_update().filter(digest__in=missing).order_by("digest").values_list("pk"))
-    done = set(CheckResult.objects.filter(chunk_id__in=missing).values_list("chunk_id", flat=True).distinct())
+    new_ids = dict(ResultChunk.objects.select_for_update().filter(digest__in=missing).order_by("digest")
+                   .values_list("digest", "id"))
+    done = set(CheckResult.objects.filter(chunk_id__in=new_ids.values()).values_list("chunk_id", flat=True).distinct())
     CheckResult.objects.bulk_create(
-        [CheckResult(chunk_id=d, check_id=c, check_version=v, resource_type=rt, resource=r, status=st, detail=det,
-                     evidence_kind=ek, evidence_key=key)
-         for d in missing if d not in done for c, v, rt, r, st, det, ek, key in chunks[d]],
+        [CheckResult(chunk_id=new_ids[d], check_id=c, check_version=v, resource_type=rt, resource=r, status=st,
+                     detail=det, evidence_kind=ek, evidence_key=key)
+         for d in missing if new_ids[d] not in done for c, v, rt, r, st, det, ek, key in chunks[d]],
         batch_size=1000)
+    return {**ids, **new_ids}
 
 
 def store_result_set(findings) -> ResultSet:
@@ -138,40 +141,41 @@ def store_result_set(findings) -> ResultSet:
         return existing
     all_rows = [row for rows in chunks.values() for row in rows]
     with transaction.atomic():
-        _store_chunks(chunks)
-        result_set, _ = ResultSet.objects.get_or_create(
-            digest=digest, defaults={"finding_count": len(all_rows), "counts": _counts(r[4] for r in all_rows),
-                                     "control_counts": control_counts(all_rows)})
+        chunk_ids = _store_chunks(chunks)
+        ResultSet.objects.bulk_create(
+            [ResultSet(digest=digest, finding_count=len(all_rows), counts=_counts(r[4] for r in all_rows),
+                       control_counts=control_counts(all_rows))], ignore_conflicts=True)
         # Lock the set: two workers scoring the same evidence at once store its memberships once.
-        result_set = ResultSet.objects.select_for_update().get(pk=digest)
+        result_set = ResultSet.objects.select_for_update().get(digest=digest)
         if not result_set.memberships.exists():
             ResultSetChunk.objects.bulk_create(
-                [ResultSetChunk(result_set_id=digest, chunk_id=d) for d in sorted(chunks)], batch_size=1000)
+                [ResultSetChunk(result_set_id=result_set.pk, chunk_id=chunk_ids[d]) for d in sorted(chunks)],
+                batch_size=1000)
     return result_set
 
 
-def chunk_digests(result_set_id: str) -> set[str]:
+def chunk_ids(result_set_id: int) -> set[int]:
     return set(ResultSetChunk.objects.filter(result_set_id=result_set_id).values_list("chunk_id", flat=True))
 
 
-def statuses_in(chunk_ids: Iterable[str], only: Iterable[str] | None = None) -> dict[Key, str]:
+def statuses_in(chunks: Iterable[int], only: Iterable[str] | None = None) -> dict[Key, str]:
     """(check, resource type, resource) -> status over the rows of the given chunks."""
-    rows = CheckResult.objects.filter(chunk_id__in=list(chunk_ids))
+    rows = CheckResult.objects.filter(chunk_id__in=list(chunks))
     if only is not None:
         rows = rows.filter(status__in=list(only))
     return {(c, rt, r): st for c, rt, r, st in rows.values_list("check_id", "resource_type", "resource", "status")}
 
 
-def failure_delta(before_id: str, after_id: str) -> tuple[int, int, int]:
+def failure_delta(before_id: int, after_id: int) -> tuple[int, int, int]:
     """(new, fixed, unchanged) failing check x resource pairs from one result set to another.
 
     Only the chunks that differ are read: a resource whose chunk both sets share has the same
     verdicts in both. ``fixed`` counts failures that now pass or no longer apply, or whose
     resource is gone; a failure that turned into ``error`` or ``not_assessed`` is neither
     fixed nor unchanged."""
-    before, after = chunk_digests(before_id), chunk_digests(after_id)
+    before, after = chunk_ids(before_id), chunk_ids(after_id)
     shared = before & after
-    unchanged = sum(c.get("fail", 0) for c in ResultChunk.objects.filter(digest__in=list(shared))
+    unchanged = sum(c.get("fail", 0) for c in ResultChunk.objects.filter(pk__in=list(shared))
                     .values_list("counts", flat=True))
     was_failing = set(statuses_in(before - after, only=["fail"]))
     now = statuses_in(after - before)

@@ -26,7 +26,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from posture.choices import ResultStatus, ScanState
-from posture.jobs.evaluate import FIXED_STATUSES, Key, check_controls, chunk_digests, statuses_in
+from posture.jobs.evaluate import FIXED_STATUSES, Key, check_controls, chunk_ids, statuses_in
 from posture.models import (
     Attestation,
     CheckResult,
@@ -46,8 +46,8 @@ ROLLUP_ORDER = ResultStatus.order()
 
 # --- failure windows ---------------------------------------------------------------------
 
-def _resources(chunk_ids) -> set[tuple[str, str]]:
-    return set(ResultChunk.objects.filter(digest__in=list(chunk_ids)).values_list("resource_type", "resource"))
+def _resources(chunks) -> set[tuple[str, str]]:
+    return set(ResultChunk.objects.filter(pk__in=list(chunks)).values_list("resource_type", "resource"))
 
 
 def _transition(open_keys, changed: set[tuple[str, str]], now: dict[Key, str]) -> tuple[list[Key], list[Key]]:
@@ -64,12 +64,12 @@ def _evaluated(host_id: int):
             .order_by("scan__finished_at", "scan_id"))
 
 
-def _advance_windows(scan: ScanRun, result_set_id: str, previous: Evaluation | None) -> None:
+def _advance_windows(scan: ScanRun, result_set_id: int, previous: Evaluation | None) -> None:
     """Apply one scan after the host's previous evaluated scan (windows are up to date there)."""
     if previous is not None and previous.result_set_id == result_set_id:
         return
-    before = chunk_digests(previous.result_set_id) if previous else set()
-    after = chunk_digests(result_set_id)
+    before = chunk_ids(previous.result_set_id) if previous else set()
+    after = chunk_ids(result_set_id)
     changed = _resources(before ^ after)
     now = statuses_in(after - before)
     open_rows = {(w.check_id, w.resource_type, w.resource): w.pk
@@ -90,19 +90,19 @@ def rebuild_windows(host: DockerHost | int) -> int:
     host_id = host.pk if isinstance(host, DockerHost) else host
     steps = list(_evaluated(host_id).values_list("scan_id", "scan__finished_at", "result_set_id"))
     set_ids = {rs for _, _, rs in steps}
-    members: dict[str, set[str]] = defaultdict(set)
+    members: dict[int, set[int]] = defaultdict(set)
     for rs, chunk in ResultSetChunk.objects.filter(result_set_id__in=set_ids).values_list("result_set_id", "chunk_id"):
         members[rs].add(chunk)
     all_chunks = set().union(*members.values()) if members else set()
-    resource_of = dict((d, (rt, r)) for d, rt, r in ResultChunk.objects.filter(digest__in=list(all_chunks))
-                       .values_list("digest", "resource_type", "resource"))
-    rows_of: dict[str, dict[Key, str]] = defaultdict(dict)
+    resource_of = {d: (rt, r) for d, rt, r in ResultChunk.objects.filter(pk__in=list(all_chunks))
+                   .values_list("id", "resource_type", "resource")}
+    rows_of: dict[int, dict[Key, str]] = defaultdict(dict)
     for chunk, c, rt, r, st in CheckResult.objects.filter(chunk_id__in=list(all_chunks)).values_list(
             "chunk_id", "check_id", "resource_type", "resource", "status"):
         rows_of[chunk][(c, rt, r)] = st
     open_windows: dict[Key, tuple[int, datetime]] = {}
     windows: list[FailureWindow] = []
-    before: set[str] = set()
+    before: set[int] = set()
     previous_set = None
     for scan_id, finished_at, rs in steps:
         if rs == previous_set:
@@ -149,7 +149,7 @@ class _Context:
     exceptions: list[ControlException]
     attestations: list[Attestation]
     controls: dict[str, list[str]] = field(default_factory=dict)  # framework slug -> control refs
-    per_check: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)  # result set -> check -> counts
+    per_check: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)  # result set -> check -> counts
     excepted: dict[tuple, dict[str, int]] = field(default_factory=dict)  # (set, exception ids) -> check -> n
 
     @classmethod
@@ -165,7 +165,7 @@ class _Context:
             dict(controls),
         )
 
-    def check_counts(self, result_set_id: str) -> dict[str, dict[str, int]]:
+    def check_counts(self, result_set_id: int) -> dict[str, dict[str, int]]:
         if result_set_id not in self.per_check:
             counts: dict[str, dict[str, int]] = defaultdict(dict)
             for check_id, status, n in (CheckResult.objects.filter(chunk__memberships__result_set_id=result_set_id)
@@ -175,7 +175,7 @@ class _Context:
             self.per_check[result_set_id] = dict(counts)
         return self.per_check[result_set_id]
 
-    def excepted_failures(self, result_set_id: str, exceptions: list[ControlException]) -> dict[str, int]:
+    def excepted_failures(self, result_set_id: int, exceptions: list[ControlException]) -> dict[str, int]:
         """check -> failing results an exception in force turns into ``excepted``."""
         key = (result_set_id, tuple(e.pk for e in exceptions))
         if key not in self.excepted:
@@ -193,7 +193,7 @@ class _Context:
         return self.excepted[key]
 
 
-def _daily_rows(ctx: _Context, scan_id: int, at: datetime, result_set_id: str, day: date) -> list[DailyPosture]:
+def _daily_rows(ctx: _Context, scan_id: int, at: datetime, result_set_id: int, day: date) -> list[DailyPosture]:
     exceptions = [e for e in ctx.exceptions if e.in_force(at)]
     attested = {a.check_id for a in ctx.attestations if a.in_force(at)}
     adjusted: dict[str, dict[str, int]] = {}
@@ -249,7 +249,7 @@ def update_daily(host_id: int, day: date, ctx: _Context | None = None) -> None:
 def rebuild_daily(host: DockerHost | int) -> int:
     """Recompute every daily row of a host; returns the number of days with a row."""
     host_id = host.pk if isinstance(host, DockerHost) else host
-    last_of_day: dict[date, tuple[int, datetime, str]] = {}
+    last_of_day: dict[date, tuple[int, datetime, int]] = {}
     for scan_id, finished_at, rs in _evaluated(host_id).values_list("scan_id", "scan__finished_at", "result_set_id"):
         last_of_day[day_of(finished_at)] = (scan_id, finished_at, rs)  # ordered: the day's last wins
     ctx = _Context.load(host_id)
@@ -262,7 +262,7 @@ def rebuild_daily(host: DockerHost | int) -> int:
 
 # --- entry points --------------------------------------------------------------------------
 
-def record_evaluation(scan: ScanRun, evaluation: Evaluation, *, replaced: str | None = None) -> None:
+def record_evaluation(scan: ScanRun, evaluation: Evaluation, *, replaced: int | None = None) -> None:
     """Bring the host's windows and its daily row for the scan's day up to date after
     ``evaluation`` (``replaced``: the result set of the scan's previous current evaluation)."""
     with transaction.atomic():

@@ -4,9 +4,11 @@
   (membership) replace result sets that each held a copy of every verdict of a host;
   ``CheckResult`` rows move to their chunk; ``ResultSet.control_counts`` replaces the
   ``ControlResult`` rows (dropped: nothing read them).
-- Existing rows are regrouped: identical chunks stored once, each set renamed to its new
-  content address (sha256 over its sorted chunk digests, what evaluation computes now), its
-  evaluations repointed, its control counts copied from its ControlResult rows.
+- Chunks and sets are referenced by bigint ids (their digests stay unique keys): the old
+  set table is renamed aside, and existing rows are regrouped into the new tables: identical
+  chunks stored once, each set under its new content address (sha256 over its sorted chunk
+  digests, what evaluation computes now) with its evaluations repointed and its control
+  counts copied from its ControlResult rows. Sets no evaluation points at are dropped.
 - ``FailureWindow`` and ``DailyPosture`` are created empty: ``manage.py reevaluate --all``
   fills them for existing history (new scans fill them as they are evaluated).
 - ``ControlException.revoked_at``/``revoked_by`` (revoking used to overwrite the approval
@@ -34,6 +36,7 @@ def _digest(value) -> str:
 
 
 def regroup_results(apps, schema_editor):
+    LegacyResultSet = apps.get_model("posture", "LegacyResultSet")
     ResultSet = apps.get_model("posture", "ResultSet")
     ResultChunk = apps.get_model("posture", "ResultChunk")
     ResultSetChunk = apps.get_model("posture", "ResultSetChunk")
@@ -42,28 +45,31 @@ def regroup_results(apps, schema_editor):
     Evaluation = apps.get_model("posture", "Evaluation")
     count_field = {"pass": "passed", "fail": "failed", "not_applicable": "not_applicable", "manual": "manual",
                    "error": "errors", "not_assessed": "not_assessed"}
-    for old in list(ResultSet.objects.order_by("digest")):
+    for old in list(LegacyResultSet.objects.order_by("digest")):
+        old_rows = CheckResult.objects.filter(result_set_id=old.digest)
+        if not Evaluation.objects.filter(result_set_id=old.digest).exists():
+            old_rows.delete()  # an orphan (its evaluation was never written): nothing reads it
+            continue
         groups = defaultdict(list)
-        for row in CheckResult.objects.filter(result_set_id=old.digest).values_list(*ROW_FIELDS):
+        for row in old_rows.values_list(*ROW_FIELDS):
             groups[(row[2], row[3])].append(list(row))
         chunks = {}
         for (rtype, resource), rows in groups.items():
             rows.sort()
             chunks[_digest(rows)] = (rtype, resource, rows)
-        existing = set(ResultChunk.objects.filter(digest__in=list(chunks)).values_list("digest", flat=True))
-        fresh = sorted(set(chunks) - existing)
-        for digest in fresh:
+        chunk_ids = dict(ResultChunk.objects.filter(digest__in=list(chunks)).values_list("digest", "id"))
+        for digest in sorted(set(chunks) - set(chunk_ids)):
             rtype, resource, rows = chunks[digest]
             counts = defaultdict(int)
             for row in rows:
                 counts[row[4]] += 1
-            ResultChunk.objects.create(digest=digest, resource_type=rtype, resource=resource,
-                                       finding_count=len(rows), counts=dict(counts))
+            chunk = ResultChunk.objects.create(digest=digest, resource_type=rtype, resource=resource,
+                                               finding_count=len(rows), counts=dict(counts))
+            chunk_ids[digest] = chunk.pk
             CheckResult.objects.bulk_create(
-                [CheckResult(chunk_id=digest, result_set_id=None, **dict(zip(ROW_FIELDS, row))) for row in rows],
+                [CheckResult(chunk_id=chunk.pk, result_set_id=None, **dict(zip(ROW_FIELDS, row))) for row in rows],
                 batch_size=500)
-        # The old copies: the fresh chunks hold new rows, the others existed already.
-        CheckResult.objects.filter(result_set_id=old.digest).delete()
+        old_rows.delete()  # the copies: fresh chunks hold new rows, the others existed already
         control_counts = defaultdict(dict)
         for cr in ControlResult.objects.filter(result_set_id=old.digest).select_related("control__framework"):
             per_status = {s: getattr(cr, f) for s, f in count_field.items() if getattr(cr, f)}
@@ -73,25 +79,15 @@ def regroup_results(apps, schema_editor):
         if target is None:
             target = ResultSet.objects.create(digest=new_digest, finding_count=old.finding_count, counts=old.counts,
                                               control_counts=dict(control_counts))
-            ResultSet.objects.filter(digest=new_digest).update(created_at=old.created_at)
-        elif not target.control_counts:
-            target.control_counts = dict(control_counts)
-            target.save(update_fields=["control_counts"])
-        if not ResultSetChunk.objects.filter(result_set_id=new_digest).exists():
+            ResultSet.objects.filter(pk=target.pk).update(created_at=old.created_at)
             ResultSetChunk.objects.bulk_create(
-                [ResultSetChunk(result_set_id=new_digest, chunk_id=d) for d in sorted(chunks)], batch_size=500)
-        if new_digest != old.digest:
-            Evaluation.objects.filter(result_set_id=old.digest).update(result_set_id=new_digest)
+                [ResultSetChunk(result_set_id=target.pk, chunk_id=chunk_ids[d]) for d in sorted(chunks)],
+                batch_size=500)
+        Evaluation.objects.filter(result_set_id=old.digest).update(new_result_set_id=target.pk)
     if schema_editor.connection.vendor == "postgresql":
         # Fire the deferred foreign-key checks now, so the ALTER TABLEs that follow in this
         # transaction are allowed ("pending trigger events").
         schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-
-
-def drop_old_sets(apps, schema_editor):
-    """Old-style sets: every evaluation now points at the renamed set, and no chunk is theirs."""
-    ResultSet = apps.get_model("posture", "ResultSet")
-    ResultSet.objects.filter(memberships__isnull=True, evaluations__isnull=True, finding_count__gt=0).delete()
 
 
 def exceptions_in_force(apps, schema_editor):
@@ -122,11 +118,13 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # 1. New storage beside the old.
+        # 1. New storage beside the old (the old sets keep their table until regrouped).
+        migrations.RenameModel(old_name='ResultSet', new_name='LegacyResultSet'),
         migrations.CreateModel(
             name='ResultChunk',
             fields=[
-                ('digest', models.CharField(help_text='sha256 of its sorted rows', max_length=64, primary_key=True, serialize=False)),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('digest', models.CharField(help_text='sha256 of its sorted rows', max_length=64, unique=True)),
                 ('resource_type', models.CharField(max_length=16)),
                 ('resource', models.TextField()),
                 ('finding_count', models.PositiveIntegerField()),
@@ -135,25 +133,23 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.CreateModel(
-            name='ResultSetChunk',
+            name='ResultSet',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('chunk', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='memberships', to='posture.resultchunk')),
-                ('result_set', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='posture.resultset')),
+                ('digest', models.CharField(help_text='sha256 of its sorted chunk digests', max_length=64, unique=True)),
+                ('finding_count', models.PositiveIntegerField()),
+                ('counts', models.JSONField(default=dict, help_text='findings per status')),
+                ('control_counts', models.JSONField(default=dict, help_text='before exceptions: {framework slug: {control ref: {status: n}}}')),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
             ],
-            options={
-                'constraints': [models.UniqueConstraint(fields=('result_set', 'chunk'), name='result_set_chunk_unique')],
-            },
         ),
-        migrations.AddField(
-            model_name='resultset',
-            name='control_counts',
-            field=models.JSONField(default=dict, help_text='before exceptions: {framework slug: {control ref: {status: n}}}'),
-        ),
-        migrations.AlterField(
-            model_name='resultset',
-            name='digest',
-            field=models.CharField(help_text='sha256 of its sorted chunk digests', max_length=64, primary_key=True, serialize=False),
+        migrations.CreateModel(
+            name='ResultSetChunk',
+            fields=[
+                ('pk', models.CompositePrimaryKey('result_set', 'chunk', blank=True, editable=False, primary_key=True, serialize=False)),
+                ('chunk', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='memberships', to='posture.resultchunk')),
+                ('result_set', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='posture.resultset')),
+            ],
         ),
         migrations.AddField(
             model_name='checkresult',
@@ -163,7 +159,12 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='checkresult',
             name='result_set',
-            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='results', to='posture.resultset'),
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='posture.legacyresultset'),
+        ),
+        migrations.AddField(
+            model_name='evaluation',
+            name='new_result_set',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='posture.resultset'),
         ),
         migrations.AddField(
             model_name='controlexception',
@@ -188,7 +189,14 @@ class Migration(migrations.Migration):
         migrations.RemoveIndex(model_name='checkresult', name='check_result_set_status'),
         migrations.RemoveIndex(model_name='checkresult', name='check_result_set_check'),
         migrations.RemoveField(model_name='checkresult', name='result_set'),
-        migrations.RunPython(drop_old_sets, migrations.RunPython.noop),
+        migrations.RemoveField(model_name='evaluation', name='result_set'),
+        migrations.DeleteModel(name='LegacyResultSet'),
+        migrations.RenameField(model_name='evaluation', old_name='new_result_set', new_name='result_set'),
+        migrations.AlterField(
+            model_name='evaluation',
+            name='result_set',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluations', to='posture.resultset'),
+        ),
         migrations.AlterField(
             model_name='checkresult',
             name='chunk',
@@ -262,11 +270,10 @@ class Migration(migrations.Migration):
                 ('results_pass', models.PositiveIntegerField(default=0)),
                 ('results_fail', models.PositiveIntegerField(default=0, help_text='failures not excepted')),
                 ('host', models.ForeignKey(db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='posture.dockerhost')),
-                ('scan', models.ForeignKey(help_text="the day's last succeeded (and evaluated) scan", on_delete=django.db.models.deletion.CASCADE, related_name='+', to='posture.scanrun')),
+                ('scan', models.ForeignKey(db_index=False, help_text="the day's last succeeded (and evaluated) scan", on_delete=django.db.models.deletion.CASCADE, related_name='+', to='posture.scanrun')),
             ],
             options={
-                'indexes': [models.Index(fields=['framework', 'day'], name='daily_posture_framework_day')],
-                'constraints': [models.UniqueConstraint(fields=('host', 'framework', 'day'), name='daily_posture_unique')],
+                'constraints': [models.UniqueConstraint(fields=('framework', 'day', 'host'), name='daily_posture_unique')],
             },
         ),
     ]

@@ -61,7 +61,8 @@ class DailyPosture(models.Model):
     host = models.ForeignKey("posture.DockerHost", on_delete=models.CASCADE, related_name="+", db_index=False)
     framework = models.CharField(max_length=64, help_text="framework slug")
     day = models.DateField()
-    scan = models.ForeignKey("posture.ScanRun", on_delete=models.CASCADE, related_name="+",
+    # No index of its own (rows are read by framework and day); only a purge deletes by scan.
+    scan = models.ForeignKey("posture.ScanRun", on_delete=models.CASCADE, related_name="+", db_index=False,
                              help_text="the day's last succeeded (and evaluated) scan")
     controls_pass = models.PositiveSmallIntegerField(default=0)
     controls_fail = models.PositiveSmallIntegerField(default=0)
@@ -74,10 +75,11 @@ class DailyPosture(models.Model):
     results_fail = models.PositiveIntegerField(default=0, help_text="failures not excepted")
 
     class Meta:
+        # One index serves the upsert, fleet trends (a framework over a range of days) and a
+        # host's trend (the same range, filtered by host): every byte counts on a host-day.
         constraints = [
-            models.UniqueConstraint(fields=["host", "framework", "day"], name="daily_posture_unique"),
+            models.UniqueConstraint(fields=["framework", "day", "host"], name="daily_posture_unique"),
         ]
-        indexes = [models.Index(fields=["framework", "day"], name="daily_posture_framework_day")]
 
     def __str__(self) -> str:
         return f"{self.host_id} {self.framework} {self.day}"

@@ -32,9 +32,12 @@ from django.db.models import Q
 
 class ResultChunk(models.Model):
     """The verdicts of one resource in one evaluation, stored once however many scans and
-    hosts produced exactly them. Immutable once written (its rows commit with it)."""
+    hosts produced exactly them. Immutable once written (its rows commit with it).
 
-    digest = models.CharField(max_length=64, primary_key=True, help_text="sha256 of its sorted rows")
+    Keyed by its digest, but referenced by a bigint id: a membership or a verdict row then
+    carries 8 bytes instead of 64 hex characters (and so do their indexes)."""
+
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of its sorted rows")
     resource_type = models.CharField(max_length=16)
     resource = models.TextField()
     finding_count = models.PositiveIntegerField()
@@ -46,9 +49,10 @@ class ResultChunk(models.Model):
 
 
 class ResultSet(models.Model):
-    """A scan's verdicts: the set of its chunks, content-addressed over their digests."""
+    """A scan's verdicts: the set of its chunks, content-addressed over their digests (and,
+    like chunks, referenced by a bigint id)."""
 
-    digest = models.CharField(max_length=64, primary_key=True, help_text="sha256 of its sorted chunk digests")
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of its sorted chunk digests")
     finding_count = models.PositiveIntegerField()
     counts = models.JSONField(default=dict, help_text="findings per status")
     control_counts = models.JSONField(
@@ -60,16 +64,16 @@ class ResultSet(models.Model):
 
 
 class ResultSetChunk(models.Model):
-    """Membership: the set holds the chunk (one row per resource of the scan)."""
+    """Membership: the set holds the chunk (one row per resource of the scan, ~60 bytes with
+    its indexes: the bulk of what a changed host-day adds). The (set, chunk) pair is the
+    primary key, so there is no id column and no second unique index."""
 
-    result_set = models.ForeignKey(ResultSet, on_delete=models.CASCADE, related_name="memberships")
+    pk = models.CompositePrimaryKey("result_set", "chunk")
+    result_set = models.ForeignKey(ResultSet, on_delete=models.CASCADE, related_name="memberships", db_index=False)
     chunk = models.ForeignKey(ResultChunk, on_delete=models.PROTECT, related_name="memberships")
 
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["result_set", "chunk"], name="result_set_chunk_unique")]
-
     def __str__(self) -> str:
-        return f"{self.result_set_id[:12]} > {self.chunk_id[:12]}"
+        return f"set {self.result_set_id} > chunk {self.chunk_id}"
 
 
 class CheckResult(models.Model):
