@@ -274,16 +274,20 @@ def record_evaluation(scan: ScanRun, evaluation: Evaluation, *, replaced: int | 
         ).order_by("-scan__finished_at", "-scan_id").first()
         if replaced == evaluation.result_set_id:
             pass  # same verdicts as before: the windows already say so
-        elif replaced is None and not later.exists() and not _history_missing(scan.host_id, previous):
+        elif replaced is None and not later.exists() and not _windows_missing(scan.host_id, previous):
             _advance_windows(scan, evaluation.result_set_id, previous)
         else:
             rebuild_windows(scan.host_id)
-        update_daily(scan.host_id, day_of(scan.finished_at))
+        if previous is not None and not DailyPosture.objects.filter(host_id=scan.host_id).exists():
+            rebuild_daily(scan.host_id)  # history from before the daily rows existed
+        else:
+            update_daily(scan.host_id, day_of(scan.finished_at))
 
 
-def _history_missing(host_id: int, previous: Evaluation | None) -> bool:
-    """Failures before, and no window at all: history predates the windows (an upgraded
-    installation before ``reevaluate --all``); rebuild rather than start from today."""
+def _windows_missing(host_id: int, previous: Evaluation | None) -> bool:
+    """Failures before, and no window at all: the host's history predates failure windows
+    (an upgraded installation, before ``reevaluate --all``). Rebuild rather than start the
+    windows from today."""
     return (previous is not None and previous.result_set.counts.get("fail", 0) > 0
             and not FailureWindow.objects.filter(host_id=host_id).exists())
 

@@ -206,3 +206,16 @@ def test_it_applies_the_exceptions_in_force_when_each_days_scan_finished(host, o
                     if (r["check"], r["resource_type"], r["resource"]) == PRIV)
 
     assert [priv_at(s) for s in scans] == ["fail", "excepted", "fail", "fail"]
+
+
+def test_it_fills_in_history_from_before_the_upgrade_at_the_hosts_next_scan(host):
+    """An installation upgraded from stored results without windows or daily rows: the next
+    evaluation rebuilds them from the host's earlier scans instead of starting today."""
+    old = [scan_at(host, "fail", DAY0 + timedelta(days=d)) for d in range(2)]
+    for scan in old:
+        evaluate_scan(scan)
+    FailureWindow.objects.all().delete()
+    DailyPosture.objects.all().delete()
+    evaluate_scan(scan_at(host, "fail", DAY0 + timedelta(days=2)))
+    assert windows(host, PRIV) == [(*PRIV, old[0].pk, old[0].finished_at, None, None)]
+    assert list(daily(host)) == [(DAY0 + timedelta(days=d)).date() for d in range(3)]
