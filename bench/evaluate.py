@@ -9,7 +9,10 @@ Prints:
    evaluate_scan (checks + storing the content-addressed result set). Target: under 1 s.
 2. `reevaluate --all` of S stored scans after a check version bump (10 hosts x S/10 days of
    20 containers, one container changing every 10th day), the way history is re-scored.
-3. unless --skip-docker: the whole scan (collect + store + evaluate) of a private dockerd with
+3. bytes a host-day adds (database size before and after, per table): a daily rescan of an
+   unchanged host of C containers and I images, and one where one container changed, each
+   scan evaluated (verdicts, memberships, failure windows, daily rows) as a worker would.
+4. unless --skip-docker: the whole scan (collect + store + evaluate) of a private dockerd with
    C containers, next to a model of docker-bench-security on the same daemon: it runs one
    `docker inspect` process per container per section-5 check (about 28 of them), measured
    here by timing real `docker inspect --format` calls and multiplying (the tool itself
@@ -120,6 +123,54 @@ def bench_reevaluate(recorded: dict, scans: int) -> None:
     print(f"   reevaluate --all after a check change: {t:.2f}s ({t / max(1, ScanRun.objects.count()) * 1000:.1f} ms/scan)")
 
 
+def _table_sizes() -> dict[str, int]:
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT relname, pg_total_relation_size(oid) FROM pg_class "
+                    "WHERE relkind = 'r' AND relname LIKE 'posture_%'")
+        return dict(cur.fetchall())
+
+
+def bench_host_day_bytes(recorded: dict, containers: int, images: int, days: int = 100) -> None:
+    """Bytes per host-day, unchanged and with one changed container (table growth / days)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from posture.jobs.evaluate import evaluate_scan
+    from posture.models import DockerHost
+
+    start = timezone.now() - timedelta(days=2 * days)
+
+    def dated_scan(host, snap, d: int):
+        scan = stored_scan(host, snap)
+        type(scan).objects.filter(pk=scan.pk).update(finished_at=start + timedelta(days=d))
+        scan.refresh_from_db()
+        evaluate_scan(scan)
+
+    def day_scans(host, salt: str, change: bool) -> dict[str, float]:
+        before = _table_sizes()
+        for d in range(1, days + 1):
+            snap = grow(recorded, containers, images, salt=salt)
+            if change:  # one container changes every day: a new release with new verdicts
+                c = snap["containers"][d % containers]["inspect"]
+                c["Config"]["Labels"] = {"release": str(d)}
+                c["HostConfig"]["Memory"] = 1024 * 1024 * (d + 1)  # the memory check's detail names it
+            dated_scan(host, snap, d)
+        after = _table_sizes()
+        return {t: (after.get(t, 0) - before.get(t, 0)) / days for t in after if after.get(t, 0) != before.get(t, 0)}
+
+    for label, salt, change in (("unchanged", "a1", False), ("changed", "b2", True)):
+        host = DockerHost.objects.create(name=f"bytes-{label}", url="unix:///bytes.sock")
+        dated_scan(host, grow(recorded, containers, images, salt=salt), 0)
+        per_table = day_scans(host, salt, change)
+        top = ", ".join(f"{t.removeprefix('posture_')} {b:.0f}" for t, b in
+                        sorted(per_table.items(), key=lambda kv: -kv[1]))
+        print(f"3. bytes per {label} host-day ({containers} containers + {images} images, mean of {days} days): "
+              f"{sum(per_table.values()):.0f}  [{top}]")
+
+
 def bench_whole_scan(containers: int) -> None:
     from django.conf import settings
 
@@ -144,7 +195,7 @@ def bench_whole_scan(containers: int) -> None:
         ids = [c["Id"] for c in api.containers(all=True)][:20]
         client.close()
         if not docker_cli:
-            print(f"3. whole scan of {containers} containers: {t_scan:.2f}s (no docker CLI to model docker-bench)")
+            print(f"4. whole scan of {containers} containers: {t_scan:.2f}s (no docker CLI to model docker-bench)")
             return
         env = {**os.environ, "DOCKER_HOST": daemon.url}
         t0 = time.perf_counter()
@@ -153,7 +204,7 @@ def bench_whole_scan(containers: int) -> None:
                            check=True, capture_output=True)
         per_call = (time.perf_counter() - t0) / len(ids)
         model = per_call * containers * DOCKER_BENCH_INSPECTS_PER_CONTAINER
-        print(f"3. whole scan (collect + store + evaluate) of {containers} containers: {t_scan:.2f}s")
+        print(f"4. whole scan (collect + store + evaluate) of {containers} containers: {t_scan:.2f}s")
         print(f"   docker-bench-security model: {containers} x {DOCKER_BENCH_INSPECTS_PER_CONTAINER} `docker inspect` "
               f"x {per_call * 1000:.0f} ms = {model:.0f}s  (posture is {model / t_scan:.0f}x faster)")
     del settings
@@ -164,6 +215,7 @@ def main() -> int:
     parser.add_argument("--containers", type=int, default=200)
     parser.add_argument("--images", type=int, default=20)
     parser.add_argument("--scans", type=int, default=1000)
+    parser.add_argument("--host-day-containers", type=int, default=50, help="containers of the host-day figures")
     parser.add_argument("--skip-docker", action="store_true")
     args = parser.parse_args()
     recorded = json.loads(RECORDED.read_text())
@@ -171,6 +223,7 @@ def main() -> int:
         setup_django(stack)
         bench_one(recorded, args.containers, args.images)
         bench_reevaluate(recorded, args.scans)
+        bench_host_day_bytes(recorded, args.host_day_containers, args.images)
         if not args.skip_docker:
             bench_whole_scan(args.containers)
     return 0

@@ -191,7 +191,8 @@ class ControlExceptionAdmin(ReadOnlyAdmin):
     """Read-only here: the workflow (propose, approve, revoke) goes through the API so every
     step is checked against roles and audited."""
 
-    list_display = ["id", "check_id", "host", "resource_pattern", "state", "expires_at", "proposed_by", "decided_by"]
+    list_display = ["id", "check_id", "host", "resource_pattern", "state", "expires_at", "proposed_by", "decided_by",
+                    "revoked_at"]
     list_filter = ["state"]
 
 

@@ -16,11 +16,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
-from posture.choices import ScanState
 from posture.filtersets import AuditEventFilterSet
 from posture.jobs.ingest import load_snapshot
 from posture.jobs.rollup import scan_results
 from posture.models import Attestation, AuditEvent, DockerHost, ScanRun
+from posture.queries.scans import current_scans
 from posture.uploads import attestation_file_response
 
 PAGE_SIZE = 50
@@ -75,12 +75,7 @@ def home(request):
             pk__in=ScanRun.objects.values("host_id").annotate(m=Max("id")).values("m")
         )
     }
-    current = {
-        s.host_id: s
-        for s in ScanRun.objects.filter(
-            pk__in=ScanRun.objects.filter(state=ScanState.SUCCEEDED).values("host_id").annotate(m=Max("id")).values("m")
-        )
-    }
+    current = {s.host_id: s for s in current_scans(hosts)}
     rows = [{"host": h, "latest": latest.get(h.pk), "current": current.get(h.pk)} for h in hosts]
     return render(request, "posture/home.html", {"rows": rows})
 

@@ -75,12 +75,14 @@ class ControlExceptionSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
     proposed_by = serializers.StringRelatedField()
     decided_by = serializers.StringRelatedField()
+    revoked_by = serializers.StringRelatedField()
 
     class Meta:
         model = ControlException
         fields = ["id", "check_id", "host", "resource_pattern", "justification", "expires_at", "state",
-                  "proposed_by", "proposed_at", "decided_by", "decided_at"]
-        read_only_fields = ["state", "proposed_by", "proposed_at", "decided_by", "decided_at"]
+                  "proposed_by", "proposed_at", "decided_by", "decided_at", "revoked_by", "revoked_at"]
+        read_only_fields = ["state", "proposed_by", "proposed_at", "decided_by", "decided_at", "revoked_by",
+                            "revoked_at"]
 
 
 class AttestationFileField(serializers.FileField):

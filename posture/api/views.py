@@ -7,7 +7,6 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -29,7 +28,7 @@ from posture.api.serializers import (
     DockerHostSerializer,
     ScanRunSerializer,
 )
-from posture.choices import ScanState, Trigger
+from posture.choices import Trigger
 from posture.filtersets import AuditEventFilterSet
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.hosts import archive_host, unarchive_host
@@ -37,6 +36,7 @@ from posture.jobs.rollup import control_rollup, scan_results
 from posture.jobs.scans import request_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.models.audit import record
+from posture.queries.scans import current_scan_id
 from posture.tasks import send_scan
 from posture.uploads import attestation_file_response
 
@@ -57,9 +57,7 @@ class DockerHostViewSet(viewsets.ModelViewSet):
     filterset_fields = ["enabled", "probe_enabled"]
 
     def get_queryset(self):
-        qs = DockerHost.objects.annotate(
-            current_scan_id=Max("scans__id", filter=Q(scans__state=ScanState.SUCCEEDED))
-        ).order_by("name")
+        qs = DockerHost.objects.annotate(current_scan_id=current_scan_id()).order_by("name")
         if self.action != "list":
             return qs
         archived = self.request.query_params.get("archived", "false")
@@ -187,7 +185,7 @@ class ControlExceptionViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelM
     serializer_class = ControlExceptionSerializer
     permission_classes = [RolePermission]
     filterset_fields = ["check_id", "state", "host__name"]
-    queryset = ControlException.objects.select_related("host", "proposed_by", "decided_by").order_by("-id")
+    queryset = ControlException.objects.select_related("host", "proposed_by", "decided_by", "revoked_by").order_by("-id")
 
     def create(self, request, *args, **kwargs):
         ser = self.get_serializer(data=request.data)

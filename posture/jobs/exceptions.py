@@ -73,9 +73,11 @@ def revoke(user, exc: ControlException) -> ControlException:
     exc = ControlException.objects.select_for_update().get(pk=exc.pk)
     if exc.state not in (ExceptionState.PROPOSED, ExceptionState.APPROVED):
         raise ValidationError(f"exception #{exc.pk} is {exc.state}")
+    # The approval (decided_*) stays: the exception was in force from then until now, and
+    # "posture at T" for any T in between still applies it.
     exc.state = ExceptionState.REVOKED
-    exc.decided_by, exc.decided_at = user, timezone.now()
-    exc.save(update_fields=["state", "decided_by", "decided_at"])
+    exc.revoked_by, exc.revoked_at = user, timezone.now()
+    exc.save(update_fields=["state", "revoked_by", "revoked_at"])
     record("exception.revoked", f"exception #{exc.pk}", actor=user, check=exc.check_id)
     return exc
 

@@ -190,7 +190,7 @@ def purge_host(host: DockerHost, *, actor=None, actor_label: str = "") -> dict[s
     Archiving first is required so a purge is always a deliberate second step. Content-
     addressed rows (evidence, evidence sets, result sets) still used by another scan stay."""
     from posture.choices import ScanState
-    from posture.models import Evidence, EvidenceSet, EvidenceSetItem, ResultSet, ScanRun
+    from posture.models import Evidence, EvidenceSet, EvidenceSetItem, ResultChunk, ResultSet, ResultSetChunk, ScanRun
 
     with transaction.atomic():
         host = DockerHost.objects.select_for_update().get(pk=host.pk)
@@ -206,8 +206,10 @@ def purge_host(host: DockerHost, *, actor=None, actor_label: str = "") -> dict[s
         counts = {"scans": scans.count()}
         scans.update(previous=None)  # the chain links scans of this host only; PROTECT would refuse
         scans.delete()
+        chunk_ids = set(ResultSetChunk.objects.filter(result_set_id__in=result_ids).values_list("chunk_id", flat=True))
         counts["result_sets"] = ResultSet.objects.filter(pk__in=result_ids, evaluations__isnull=True).delete()[1].get(
             "posture.ResultSet", 0)
+        ResultChunk.objects.filter(pk__in=chunk_ids, memberships__isnull=True).delete()
         counts["evidence_sets"] = EvidenceSet.objects.filter(pk__in=set_ids, scans__isnull=True).delete()[1].get(
             "posture.EvidenceSet", 0)
         still_used = EvidenceSetItem.objects.filter(evidence_id__in=evidence_ids).values("evidence_id")

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from posture.choices import ResultStatus
 from posture.jobs.evaluate import check_controls
-from posture.models import Attestation, ControlException, ScanRun
+from posture.models import Attestation, CheckResult, ControlException, ScanRun
 
 # Worst first, after exceptions: an excepted failure is better than a manual gap, worse than a pass.
 ROLLUP_ORDER = ResultStatus.order()
@@ -43,7 +43,8 @@ def scan_results(scan: ScanRun, at: datetime | None = None) -> list[dict]:
     attestations = _in_force(Attestation, scan, at)
     controls = check_controls()
     out = []
-    rows = evaluation.result_set.results.order_by("check_id", "resource_type", "resource").values_list(
+    rows = CheckResult.objects.filter(chunk__memberships__result_set_id=evaluation.result_set_id).order_by(
+        "check_id", "resource_type", "resource").values_list(
         "check_id", "resource_type", "resource", "status", "detail", "evidence_kind", "evidence_key"
     )
     for check_id, rtype, resource, status, detail, ekind, ekey in rows:

@@ -29,6 +29,7 @@ from django.utils import timezone
 from posture.choices import FINISHED_STATES, ScanState, Trigger
 from posture.jobs import ingest
 from posture.models import DockerHost, ScanRun
+from posture.queries.scans import current_scan
 from scanners.client import open_client
 from scanners.collect import collect
 from scanners.errors import ResponseTooLarge, ScanError, ScanTimeout
@@ -191,13 +192,7 @@ def _finish(scan: ScanRun, state: str, *, error: str = "", lines: list[str] | No
 def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
     stored = ingest.store_snapshot(snapshot)
     with transaction.atomic():
-        previous = (
-            ScanRun.objects.filter(host_id=scan.host_id, state=ScanState.SUCCEEDED)
-            .exclude(pk=scan.pk)
-            .order_by("-finished_at", "-id")
-            .only("pk", "chain_digest")
-            .first()
-        )
+        previous = current_scan(scan.host_id)  # this scan is still running: never itself
         finished_at = timezone.now()
         chain = ingest.chain_digest(
             previous.chain_digest if previous else ingest.CHAIN_GENESIS,

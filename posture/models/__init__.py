@@ -4,13 +4,14 @@ from .audit import AuditEvent
 from .catalog import Check, Control, Framework
 from .evidence import Evidence, EvidenceSet, EvidenceSetItem
 from .exceptions import Attestation, ControlException, ExceptionState
+from .history import DailyPosture, FailureWindow
 from .hosts import DockerHost
-from .results import CheckResult, ControlResult, Evaluation, ResultSet
+from .results import CheckResult, Evaluation, ResultChunk, ResultSet, ResultSetChunk
 from .scans import ScanRun
 from .tokens import ApiToken
 
 __all__ = [
-    "ApiToken", "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "ControlResult",
-    "DockerHost", "Evaluation", "Evidence", "EvidenceSet", "EvidenceSetItem", "ExceptionState", "Framework",
-    "ResultSet", "ScanRun",
+    "ApiToken", "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "DailyPosture",
+    "DockerHost", "Evaluation", "Evidence", "EvidenceSet", "EvidenceSetItem", "ExceptionState", "FailureWindow",
+    "Framework", "ResultChunk", "ResultSet", "ResultSetChunk", "ScanRun",
 ]

@@ -3,7 +3,10 @@
 An exception is proposed by an operator and approved by an admin other than the person who
 proposed it (posture/jobs/exceptions.py). While approved and not
 expired it turns a matching ``fail`` into ``excepted`` (never hides it: the failure and the
-exception are both shown). It stops applying by itself at ``expires_at``.
+exception are both shown). It stops applying by itself at ``expires_at``, or when revoked
+(``revoked_at``; the approval time stays, so "posture at T" before the revocation still
+applies it). ``resource_regex`` is the pattern as an anchored regex, derived on save, so SQL
+matches exactly what ``matches`` (and ``fnmatch``) would: see posture/patterns.py.
 
 Resource patterns match container/image *names*, which whoever runs containers chooses:
 scope exceptions to a host and a narrow pattern, or someone who can start a container with
@@ -17,11 +20,13 @@ allow-list of types and a size (posture/uploads.py)."""
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
+import re
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from posture.patterns import shell_pattern_regex
 
 
 class ExceptionState(models.TextChoices):
@@ -44,6 +49,11 @@ class ControlException(models.Model):
     proposed_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     decided_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True, help_text="in force until then, if it was approved")
+    resource_regex = models.TextField(blank=True, editable=False,
+                                      help_text="resource_pattern as an anchored regex (derived on save)")
 
     class Meta:
         ordering = ["-proposed_at"]
@@ -51,17 +61,32 @@ class ControlException(models.Model):
     def __str__(self) -> str:
         return f"exception {self.check_id} {self.resource_pattern or '*'} ({self.state})"
 
+    def save(self, *args, **kwargs) -> None:
+        self.resource_regex = shell_pattern_regex(self.resource_pattern)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "resource_pattern" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "resource_regex"}
+        super().save(*args, **kwargs)
+
     def matches(self, host_id: int, check_id: str, resource: str) -> bool:
+        """The same test SQL makes with ``resource__regex=resource_regex``."""
         return (
             self.check_id == check_id
             and (self.host_id is None or self.host_id == host_id)
-            and (not self.resource_pattern or fnmatchcase(resource, self.resource_pattern))
+            and re.search(shell_pattern_regex(self.resource_pattern), resource) is not None
         )
 
     @classmethod
     def active_q(cls, at) -> Q:
-        """Approved before ``at`` and not yet expired at ``at``."""
-        return Q(state=ExceptionState.APPROVED, decided_at__lte=at, expires_at__gt=at)
+        """In force at ``at``: approved at or before it, not expired and not yet revoked then.
+        A revoked exception keeps its approval time, so history before the revocation holds."""
+        return (Q(state__in=[ExceptionState.APPROVED, ExceptionState.REVOKED], decided_at__lte=at, expires_at__gt=at)
+                & (Q(revoked_at__isnull=True) | Q(revoked_at__gt=at)))
+
+    def in_force(self, at) -> bool:
+        """``active_q`` for one loaded row (history rebuilds filter preloaded rows by time)."""
+        return (self.state in (ExceptionState.APPROVED, ExceptionState.REVOKED) and self.decided_at is not None
+                and self.decided_at <= at < self.expires_at and (self.revoked_at is None or self.revoked_at > at))
 
 
 class Attestation(models.Model):
@@ -83,3 +108,6 @@ class Attestation(models.Model):
     @classmethod
     def active_q(cls, at) -> Q:
         return Q(attested_at__lte=at, valid_until__gt=at)
+
+    def in_force(self, at) -> bool:
+        return self.attested_at <= at < self.valid_until

@@ -1,15 +1,28 @@
 """Verdicts, stored as cheaply as evidence.
 
 Evaluation is a pure function of a scan's evidence set and the check versions, so its
-output is content-addressed too: a ``ResultSet`` (sha256 over its findings) holds the
-``CheckResult`` rows (check × resource) and the raw ``ControlResult`` counts per framework
-control. An unchanged host rescanned daily points every ``Evaluation`` at the same set: a year
-of scans adds one small row per scan. ``reevaluate`` adds a new Evaluation and keeps the old
-ones (``current`` marks the one in force).
+output is content-addressed, at two levels:
 
-Exceptions and attestations are applied when results are read, as of a moment (see
-posture.jobs.rollup): an exception approved today does not rewrite what a scan said last
-month, and "posture at T" uses the exceptions that were active at T."""
+- a ``ResultChunk`` holds the verdicts of ONE resource (every check on one container, one
+  image, the daemon, the host) in one evaluation, keyed by the sha256 of its sorted rows.
+  An unchanged container keeps its chunk forever, and two hosts running an identical
+  container share it;
+- a ``ResultSet`` is a scan's verdicts: the sorted list of its chunk digests (hashed into its
+  own digest), with the membership rows ``ResultSetChunk`` (one per resource, like
+  ``EvidenceSetItem``) and the per-control counts ``control_counts`` (before exceptions).
+
+A daily rescan of an unchanged host points its ``Evaluation`` at the same set (one small row
+per scan); a host where one container changed adds one chunk (that container's rows) and one
+set with one membership row per resource, not a copy of every verdict of the host.
+
+``ControlResult`` (one row per set and control) is gone: nothing read it, and at ~275 rows
+per changed host-day it cost more than the verdicts; ``ResultSet.control_counts`` holds the
+same counts in one JSON value.
+
+Exceptions and attestations are applied when results are read, as of a moment: an exception
+approved today does not rewrite what a scan said last month, and "posture at T" uses the
+exceptions that were in force at T. History derived at evaluation (``FailureWindow``,
+``DailyPosture``) lives in posture/models/history.py."""
 
 from __future__ import annotations
 
@@ -17,21 +30,67 @@ from django.db import models
 from django.db.models import Q
 
 
-class ResultSet(models.Model):
-    digest = models.CharField(max_length=64, primary_key=True)
+class ResultChunk(models.Model):
+    """The verdicts of one resource in one evaluation, stored once however many scans and
+    hosts produced exactly them. Immutable once written (its rows commit with it).
+
+    Keyed by its digest, but referenced by a bigint id: a membership or a verdict row then
+    carries 8 bytes instead of 64 hex characters (and so do their indexes)."""
+
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of its sorted rows")
+    resource_type = models.CharField(max_length=16)
+    resource = models.TextField()
     finding_count = models.PositiveIntegerField()
     counts = models.JSONField(default=dict, help_text="findings per status")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"chunk {self.digest[:12]} {self.resource_type}:{self.resource[:40]} ({self.finding_count})"
+
+
+class ResultSet(models.Model):
+    """A scan's verdicts: the set of its chunks, content-addressed over their digests (and,
+    like chunks, referenced by a bigint id)."""
+
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of its sorted chunk digests")
+    finding_count = models.PositiveIntegerField()
+    counts = models.JSONField(default=dict, help_text="findings per status")
+    control_counts = models.JSONField(
+        default=dict, help_text='before exceptions: {framework slug: {control ref: {status: n}}}')
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"results {self.digest[:12]} ({self.finding_count})"
 
 
-class CheckResult(models.Model):
-    """One check's verdict on one resource, before exceptions."""
+class ResultSetChunk(models.Model):
+    """Membership: the set holds the chunk (one row per resource of the scan, ~60 bytes with
+    its indexes: the bulk of what a changed host-day adds). The (set, chunk) pair is the
+    primary key, so there is no id column and no second unique index."""
 
-    result_set = models.ForeignKey(ResultSet, on_delete=models.CASCADE, related_name="results")
-    check_id = models.CharField(max_length=100, db_index=True)
+    pk = models.CompositePrimaryKey("result_set", "chunk")
+    result_set = models.ForeignKey(ResultSet, on_delete=models.CASCADE, related_name="memberships", db_index=False)
+    chunk = models.ForeignKey(ResultChunk, on_delete=models.PROTECT, related_name="memberships")
+
+    def __str__(self) -> str:
+        return f"set {self.result_set_id} > chunk {self.chunk_id}"
+
+
+class CheckResult(models.Model):
+    """One check's verdict on one resource, before exceptions; belongs to its resource's chunk.
+
+    ``resource_type``/``resource`` repeat the chunk's (rows are deduplicated, so this costs
+    little) so filters need no join. ``catalog_check`` joins the catalog's ``Check`` row on
+    ``check_id`` (severity, title, frameworks in SQL); it has no database constraint, so a
+    check retired from the code (and from the catalog by ``load_catalog``) never touches the
+    history that mentions it. (A field cannot be named ``check``: Django models have a
+    ``check()`` class method.)"""
+
+    chunk = models.ForeignKey(ResultChunk, on_delete=models.CASCADE, related_name="results", db_index=False)
+    check_id = models.CharField(max_length=100)
+    catalog_check = models.ForeignObject(
+        "posture.Check", on_delete=models.DO_NOTHING, from_fields=["check_id"], to_fields=["id"], related_name="+",
+    )
     check_version = models.PositiveIntegerField()
     resource_type = models.CharField(max_length=16)
     # Container and image names are attacker-controlled and unbounded: never truncated, so a
@@ -44,32 +103,12 @@ class CheckResult(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["result_set", "status"], name="check_result_set_status"),
-            models.Index(fields=["result_set", "check_id"], name="check_result_set_check"),
+            models.Index(fields=["chunk", "status"], name="check_result_chunk_status"),
+            models.Index(fields=["check_id", "status"], name="check_result_check_status"),
         ]
 
     def __str__(self) -> str:
         return f"{self.check_id} {self.resource}: {self.status}"
-
-
-class ControlResult(models.Model):
-    """Counts of the checks behind one framework control, per result set (before exceptions)."""
-
-    result_set = models.ForeignKey(ResultSet, on_delete=models.CASCADE, related_name="control_results")
-    control = models.ForeignKey("posture.Control", on_delete=models.CASCADE, related_name="+")
-    status = models.CharField(max_length=16, help_text="worst status of its results")
-    passed = models.PositiveIntegerField(default=0)
-    failed = models.PositiveIntegerField(default=0)
-    not_applicable = models.PositiveIntegerField(default=0)
-    manual = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
-    not_assessed = models.PositiveIntegerField(default=0, help_text="evidence to decide was not collected")
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["result_set", "control"], name="control_result_unique")]
-
-    def __str__(self) -> str:
-        return f"control {self.control_id}: {self.status}"
 
 
 class Evaluation(models.Model):

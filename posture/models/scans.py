@@ -44,8 +44,9 @@ class ScanRun(models.Model):
             models.UniqueConstraint(fields=["host"], condition=Q(state="running"), name="one_running_scan_per_host"),
         ]
         indexes = [
-            # "current posture" and "posture at T": latest succeeded scan per host, bounded by T.
-            models.Index(fields=["host", "state", "-finished_at"], name="scan_host_state_finished"),
+            # "current posture" and "posture at T": latest succeeded scan per host, bounded by T,
+            # ties by id (posture.queries.scans): one index probe per host.
+            models.Index(fields=["host", "state", "-finished_at", "-id"], name="scan_host_state_finished_id"),
             models.Index(fields=["state", "heartbeat_at"], name="scan_state_heartbeat"),
         ]
 

@@ -69,7 +69,7 @@ def test_it_reuses_the_result_set_of_an_unchanged_scan_and_reports_the_delta(hos
     fixed["containers"] = [c for c in fixed["containers"] if c["name"] != "rec-privileged"]
     e3 = evaluate_scan(stored_scan(host, fixed))
     assert e3.fixed > 0 and e3.new_failures == 0
-    assert CheckResult.objects.filter(result_set_id=e3.result_set_id, resource="rec-privileged").count() == 0
+    assert CheckResult.objects.filter(chunk__memberships__result_set_id=e3.result_set_id, resource="rec-privileged").count() == 0
 
 
 def test_it_turns_a_matching_failure_into_excepted_only_while_approved_and_unexpired(host, operator, admin):
@@ -167,13 +167,13 @@ def test_it_does_not_count_a_failure_that_became_an_error_or_not_assessed_as_fix
     with_probe = copy.deepcopy(SNAPSHOT)
     with_probe["host"] = json.loads((FIXTURES / "host-bad.json").read_text())
     e1 = evaluate_scan(stored_scan(host, with_probe))
-    host_failures = CheckResult.objects.filter(result_set_id=e1.result_set_id, resource_type="host", status="fail")
+    host_failures = CheckResult.objects.filter(chunk__memberships__result_set_id=e1.result_set_id, resource_type="host", status="fail")
     assert host_failures.count() > 0
     probe_failed = copy.deepcopy(with_probe)
     probe_failed["host"].update(files={}, contents={}, mounts=[], docker_root_is_mount=None,
                                 errors=["the host probe script failed: exit code 2"])
     e2 = evaluate_scan(stored_scan(host, probe_failed))
-    assert CheckResult.objects.filter(result_set_id=e2.result_set_id, resource_type="host",
+    assert CheckResult.objects.filter(chunk__memberships__result_set_id=e2.result_set_id, resource_type="host",
                                       status="not_assessed").count() >= host_failures.count()
     # Every failure that became not_assessed is neither fixed nor still failing.
     assert e2.result_set.counts["fail"] <= e1.result_set.counts["fail"] - host_failures.count()
