@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scanners.checks.base import CheckSpec, Finding, Scope, Status, one_line
+from scanners.checks.base import CheckSpec, Finding, Scope, Status
 from scanners.checks.context import Context, build_context
 from scanners.snapshot import (
     KIND_CONTAINER,
@@ -31,6 +31,7 @@ from scanners.snapshot import (
     KIND_HOST,
     KIND_IMAGE,
 )
+from scanners.text import one_line
 
 #: Bump when logic shared by many checks changes (Context parsing, the runner itself): it is
 #: part of the engine version, so stored evidence is re-scored instead of reusing old verdicts.
