@@ -6,7 +6,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -33,11 +32,9 @@ from posture.filtersets import AuditEventFilterSet
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.rollup import control_rollup, scan_results
-from posture.jobs.scans import request_scan
+from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
-from posture.models.audit import record
 from posture.queries.scans import current_scan_id
-from posture.tasks import send_scan
 from posture.uploads import attestation_file_response
 
 ARCHIVED_CHOICES = ("false", "true", "all")
@@ -105,11 +102,10 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         host = serializer.validated_data["host"]
-        with transaction.atomic():
-            scan, created = request_scan(host, Trigger.API)
-            if created:
-                send_scan(scan.pk)
-                record("scan.requested", host.name, actor=request.user, scan=scan.pk)
+        try:
+            scan, created = queue_scan(host, Trigger.API, request.user)
+        except ScanRefused as exc:  # archived since the serializer looked
+            raise drf_exceptions.ValidationError({"host": [str(exc)]}) from None
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @action(detail=True, methods=["get"])
