@@ -71,6 +71,14 @@ class ScanRunSerializer(serializers.ModelSerializer):
         return host
 
 
+class ScanRunListSerializer(ScanRunSerializer):
+    """A scan in a list: everything but its log (read one scan for it)."""
+
+    class Meta(ScanRunSerializer.Meta):
+        fields = [f for f in ScanRunSerializer.Meta.fields if f != "log"]
+        read_only_fields = [f for f in fields if f != "host"]
+
+
 class ControlExceptionSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
     proposed_by = serializers.StringRelatedField()

@@ -54,6 +54,7 @@ from posture.models import (
     ScanRun,
 )
 from posture.queries.jsondiff import FieldChange, capped_changes
+from posture.queries.scans import previous_scan
 from scanners import snapshot as snap
 
 #: At most this many changed paths are listed per resource (the total is always given).
@@ -163,6 +164,11 @@ class ScanDiff:
 
     def flips_of(self, kind: str) -> list[CheckFlip]:
         return [f for f in self.flips if f.kind == kind]
+
+    @property
+    def summary(self) -> list[tuple[str, str, int]]:
+        """(kind, label, count) of every flip kind that occurs, in ``FLIP_KINDS`` order."""
+        return [(kind, FLIP_LABELS[kind], self.counts[kind]) for kind in FLIP_KINDS if self.counts.get(kind)]
 
 
 def flip_kind(before: str | None, after: str | None) -> str | None:
@@ -374,3 +380,12 @@ def diff_scans(a: ScanRun | int, b: ScanRun | int) -> ScanDiff:
         counts[flip.kind] += 1
     diff.counts = dict(counts)
     return diff
+
+
+def diff_since_previous(scan: ScanRun) -> ScanDiff | None:
+    """What changed since the host's previous succeeded scan (the one ``scan`` replaced as
+    current); None for a scan that did not succeed or is the host's first."""
+    if scan.state != ScanState.SUCCEEDED or not scan.evidence_set_id or scan.finished_at is None:
+        return None
+    previous = previous_scan(scan)
+    return diff_scans(previous, scan) if previous is not None else None
