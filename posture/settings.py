@@ -340,8 +340,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The schema describes every endpoint: only accounts that can log in may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    # A token's state appears in two serializers (listing and the answer to creation).
-    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState"},
+    # A token's state appears in two serializers (listing and the answer to creation); scan
+    # states in the scan list and detail and in filters; flip kinds in scan diffs.
+    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState",
+                            "ScanStateEnum": "posture.choices.ScanState",
+                            "FlipKindEnum": "posture.queries.diffs.FLIP_KINDS"},
 }
 
 # --- Celery: Redis (or any broker URL) when configured, else an embedded filesystem broker --
