@@ -37,7 +37,7 @@ they share (an image rebuilt under the same tag)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -371,8 +371,8 @@ def diff_scans(a: ScanRun | int, b: ScanRun | int) -> ScanDiff:
     _evidence_diff(diff, before.evidence_set_id, after.evidence_set_id)
     sets = dict(Evaluation.objects.filter(scan_id__in=[before.pk, after.pk], current=True)
                 .values_list("scan_id", "result_set_id"))
-    diff.before = ScanRef(**{**diff.before.__dict__, "evaluated": before.pk in sets})
-    diff.after = ScanRef(**{**diff.after.__dict__, "evaluated": after.pk in sets})
+    diff.before = replace(diff.before, evaluated=before.pk in sets)
+    diff.after = replace(diff.after, evaluated=after.pk in sets)
     if before.pk in sets and after.pk in sets:
         _verdict_diff(diff, sets[before.pk], sets[after.pk], after.finished_at)
     counts = defaultdict(int, {k: 0 for k in FLIP_KINDS})

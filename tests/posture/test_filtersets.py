@@ -223,6 +223,7 @@ def test_it_leaves_detail_reads_to_the_detail(personas, fleet):
     ("/attestations/", {"nope": "1"}, "nope: unknown parameter; accepted: check, format, host"),
     ("/audit/", {"action": "bogus"}, "action: bogus is not one of the valid choices: attestation.created"),
     ("/audit/", {"who": "x"}, "who: unknown parameter; accepted: action, actor, format"),
+    ("/tokens/", {"sate": "active"}, "sate: unknown parameter; accepted: format, ordering, owner, page"),
 ])
 def test_it_answers_bad_filters_on_pages_with_a_400_that_says_why(client: Client, admin, fleet, url, params, message):
     client.force_login(admin)
