@@ -40,8 +40,8 @@ def accepted_params(filterset: django_filters.FilterSet | type[django_filters.Fi
         filterset = filterset(queryset=filterset._meta.model._default_manager.none())
     if filterset is not None:
         for name, form_field in filterset.form.fields.items():
-            suffixes = getattr(form_field.widget, "suffixes", None)
-            names.update(f"{name}_{s}" if s else name for s in suffixes) if suffixes else names.add(name)
+            suffixes = getattr(form_field.widget, "suffixes", None) or [""]  # e.g. a range: _after, _before
+            names.update(f"{name}_{s}" if s else name for s in suffixes)
     return sorted(names)
 
 
