@@ -99,7 +99,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ScanRunSerializer
     permission_classes = [RolePermission]
     filterset_fields = ["host__name", "state", "trigger"]
-    queryset = ScanRun.objects.select_related("host").order_by("-id")
+    queryset = ScanRun.objects.select_related("host", "evidence_set").order_by("-id")
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
