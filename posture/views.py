@@ -89,7 +89,7 @@ def home(request):
 
 @reader_required
 def scan_detail(request, pk: int):
-    scan = get_object_or_404(ScanRun.objects.select_related("host"), pk=pk)
+    scan = get_object_or_404(ScanRun.objects.select_related("host", "evidence_set"), pk=pk)
     snapshot = load_snapshot(scan) if scan.evidence_set_id else None
     results = scan_results(scan)
     status = request.GET.get("status")

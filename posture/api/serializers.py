@@ -57,7 +57,7 @@ class DockerHostSerializer(serializers.ModelSerializer):
 
 class ScanRunSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all())
-    manifest_digest = serializers.CharField(source="evidence_set_id", read_only=True)
+    manifest_digest = serializers.CharField(source="evidence_set.digest", read_only=True, default=None)
 
     class Meta:
         model = ScanRun

@@ -119,7 +119,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     serializer_class = ScanRunSerializer
     permission_classes = [RolePermission]
     filterset_class = ScanFilterSet
-    queryset = ScanRun.objects.select_related("host").order_by("-id")
+    queryset = ScanRun.objects.select_related("host", "evidence_set").order_by("-id")
 
     def get_serializer_class(self):
         """The list leaves out each scan's log (the detail has it): a page of 50 scans must

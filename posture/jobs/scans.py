@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from scanners.text import one_line
 log = logging.getLogger(__name__)
 
 LOG_LINES = 30  # progress lines kept on a scan row
+#: An intermediate progress counter ("12:00:01 inspecting containers 35/50"), from the collectors.
+_COUNTER = re.compile(r"^\S+ inspecting \w+ (\d+)/(\d+)$")
 _SOFT_LIMIT = "scan exceeded its time limit ({}s, POSTURE_SCAN_TIMEOUT): stopped by the worker's soft time limit"
 
 
@@ -222,6 +225,21 @@ def _finish(scan: ScanRun, state: str, *, error: str = "", lines: list[str] | No
     )
 
 
+def kept_log(lines: list[str]) -> list[str]:
+    """What a *succeeded* scan keeps of its progress lines, forever: every line but the
+    intermediate counters ("inspecting containers 35/50"), so the log still says where it
+    connected and when each phase ended (timing), while a daily scan of a large host stores
+    a few lines instead of 30. Counts and warnings have their own fields; the evidence and
+    verdicts do not depend on the log. A failed or errored scan keeps every line (at most
+    ``LOG_LINES``): that is when an operator reads them."""
+    kept = []
+    for line in lines:
+        counter = _COUNTER.match(line)
+        if counter is None or counter.group(1) == counter.group(2):
+            kept.append(line)
+    return kept[-LOG_LINES:]
+
+
 def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
     stored = ingest.store_snapshot(snapshot)
     with transaction.atomic():
@@ -252,7 +270,7 @@ def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
             counts=counts,
             warnings=snapshot.get("warnings", []),
             scanner_version=snapshot.get("scanner_version", SCANNER_VERSION),
-            log=lines[-LOG_LINES:],
+            log=kept_log(lines),
             error="",
         )
         if not updated:

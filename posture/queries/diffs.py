@@ -193,7 +193,7 @@ def flip_kind(before: str | None, after: str | None) -> str | None:
 
 def _scans(a: ScanRun | int, b: ScanRun | int) -> tuple[ScanRun, ScanRun]:
     wanted = [s if isinstance(s, int) else s.pk for s in (a, b)]
-    found = {s.pk: s for s in ScanRun.objects.select_related("host").defer("log").filter(pk__in=wanted)}
+    found = {s.pk: s for s in ScanRun.objects.select_related("host", "evidence_set").defer("log").filter(pk__in=wanted)}
     for pk in wanted:
         if pk not in found:
             raise DiffError(f"there is no scan #{pk}")
@@ -207,13 +207,13 @@ def _scans(a: ScanRun | int, b: ScanRun | int) -> tuple[ScanRun, ScanRun]:
     return tuple(sorted((first, second), key=lambda s: (s.finished_at, s.pk)))  # type: ignore[return-value]
 
 
-def _differing_items(evidence_set: str, other: str) -> dict[tuple[str, str], tuple[str, Any]]:
+def _differing_items(evidence_set: int, other: int) -> dict[tuple[str, str], tuple[str, Any]]:
     """(kind, key) -> (payload digest, payload) of the items ``evidence_set`` holds and
     ``other`` does not hold with the same payload: one query, payloads of these items only."""
     same = EvidenceSetItem.objects.filter(evidence_set_id=other, kind=OuterRef("kind"), key=OuterRef("key"),
                                           evidence_id=OuterRef("evidence_id"))
     rows = (EvidenceSetItem.objects.filter(evidence_set_id=evidence_set).exclude(Exists(same))
-            .values_list("kind", "key", "evidence_id", "evidence__payload"))
+            .values_list("kind", "key", "evidence__digest", "evidence__payload"))
     return {(kind, key): (digest, payload) for kind, key, digest, payload in rows}
 
 
@@ -366,8 +366,8 @@ def diff_scans(a: ScanRun | int, b: ScanRun | int) -> ScanDiff:
     only the evidence is compared."""
     before, after = _scans(a, b)
     diff = ScanDiff(host_id=before.host_id, host=before.host.name, at=after.finished_at,
-                    before=ScanRef(before.pk, before.finished_at, before.trigger, before.evidence_set_id, False),
-                    after=ScanRef(after.pk, after.finished_at, after.trigger, after.evidence_set_id, False))
+                    before=ScanRef(before.pk, before.finished_at, before.trigger, before.evidence_set.digest, False),
+                    after=ScanRef(after.pk, after.finished_at, after.trigger, after.evidence_set.digest, False))
     _evidence_diff(diff, before.evidence_set_id, after.evidence_set_id)
     sets = dict(Evaluation.objects.filter(scan_id__in=[before.pk, after.pk], current=True)
                 .values_list("scan_id", "result_set_id"))
