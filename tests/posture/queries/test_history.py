@@ -90,12 +90,17 @@ def test_it_lists_a_window_spanning_a_collection_gap_clipped_to_the_period(gap_h
     assert whole.duration == 7 * DAY
 
 
-def test_it_reports_the_gap_and_never_counts_it_as_passing(gap_host):
+#: Windows merged by PostgreSQL's range_agg, and by the portable window-function query (SQLite's).
+MERGES = pytest.mark.parametrize("range_agg", [True, False], ids=["range_agg", "portable"])
+
+
+@MERGES
+def test_it_reports_the_gap_and_never_counts_it_as_passing(gap_host, range_agg):
     host, scans = gap_host
     # Days 1 -> 6 without a scan (over twice the daily interval): a gap from day 2, when the
     # next scan was due, to day 6. Day 7 -> 8 is one day: no gap.
     assert collection_gaps((day(0), day(8))) == [Gap(host.pk, day(2), day(6), scans[1].pk, scans[2].pk)]
-    result = operating_effectiveness(CIS, (day(0), day(8)))
+    result = operating_effectiveness(CIS, (day(0), day(8)), range_agg=range_agg)
     row = control(result, "5.5", host)
     # Expected 8 days; the window [0, 7) minus the gap [2, 6) fails 3 days; 1 day passes.
     assert (row.expected, row.gaps, row.failing, row.excepted, row.passing) == (8 * DAY, 4 * DAY, 3 * DAY, 0 * DAY,
@@ -136,25 +141,26 @@ def test_it_says_since_when_each_open_finding_fails(gap_host):
         assert row.since_now == (now[(host.pk, *key)].since if (host.pk, *key) in now else None)
 
 
-def test_it_counts_time_under_an_exception_apart_until_the_exception_expires(operator, admin):
+@MERGES
+def test_it_counts_time_under_an_exception_apart_until_the_exception_expires(operator, admin, range_agg):
     host = make_host("excused")
     exc = workflow.propose(operator, check_id=PRIV[0], host=host, resource_pattern="rec-*",
                            justification="vendor agent", expires_at=timezone.now() + DAY)
     workflow.decide(admin, exc, approve=True)
     ControlException.objects.filter(pk=exc.pk).update(decided_at=day(2), expires_at=day(5))
     history(host, {n: "fail" if n < 7 else "fixed" for n in range(10)})
-    row = control(operating_effectiveness(CIS, (day(0), day(10)), hosts=[host]), "5.5", host)
+    row = control(operating_effectiveness(CIS, (day(0), day(10)), hosts=[host], range_agg=range_agg), "5.5", host)
     # Window [0, 7): excepted [2, 5) (3 days), failing the other 4; passing [7, 10).
     assert (row.expected, row.failing, row.excepted, row.gaps, row.passing) == (10 * DAY, 4 * DAY, 3 * DAY,
                                                                                  0 * DAY, 3 * DAY)
     assert row.share == pytest.approx(0.3)
     assert row.windows == [Stretch(day(0), day(7), ongoing=False)]
     # A period inside the exception: nothing failing, nothing passing.
-    inside = control(operating_effectiveness(CIS, (day(3), day(4)), hosts=[host]), "5.5", host)
+    inside = control(operating_effectiveness(CIS, (day(3), day(4)), hosts=[host], range_agg=range_agg), "5.5", host)
     assert (inside.failing, inside.excepted, inside.passing) == (0 * DAY, DAY, 0 * DAY)
     # A revoked exception stops at its revocation.
     ControlException.objects.filter(pk=exc.pk).update(state="revoked", revoked_at=day(3))
-    row = control(operating_effectiveness(CIS, (day(0), day(10)), hosts=[host]), "5.5", host)
+    row = control(operating_effectiveness(CIS, (day(0), day(10)), hosts=[host], range_agg=range_agg), "5.5", host)
     assert (row.failing, row.excepted) == (6 * DAY, DAY)
 
 
@@ -204,10 +210,11 @@ def test_it_measures_time_to_remediate_per_check_control_and_host():
         assert everything[(CIS, "5.5")].closed == 3 and everything[("soc2-2017", "CC6.1")].closed >= 3
 
 
-def test_it_rebuilds_windows_and_effectiveness_consistently_after_a_check_changes(gap_host, monkeypatch):
+@MERGES
+def test_it_rebuilds_windows_and_effectiveness_consistently_after_a_check_changes(gap_host, monkeypatch, range_agg):
     host, scans = gap_host
     period = (day(0), day(8))
-    before_all = operating_effectiveness(CIS, period)
+    before_all = operating_effectiveness(CIS, period, range_agg=range_agg)
     before = control(before_all, "5.5", host)
     assert before.failing == 3 * DAY and len(time_to_remediate(period, check=PRIV[0])) == 1
     run_checks = evaluate.run_checks
@@ -219,7 +226,7 @@ def test_it_rebuilds_windows_and_effectiveness_consistently_after_a_check_change
     monkeypatch.setattr(evaluate, "run_checks", changed_check)
     monkeypatch.setattr(evaluate, "engine_version", lambda: "changed")
     call_command("reevaluate", "--all", stdout=io.StringIO())
-    after = operating_effectiveness(CIS, period)
+    after = operating_effectiveness(CIS, period, range_agg=range_agg)
     row = control(after, "5.5", host)
     assert not failure_windows(host, PRIV[0]).exists()
     assert (row.failing, row.gaps, row.passing, row.windows) == (timedelta(0), 4 * DAY, 4 * DAY, [])
