@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
@@ -168,7 +168,7 @@ def _dt(value) -> datetime:
     """A datetime out of raw SQL: SQLite returns text (UTC), PostgreSQL an aware datetime."""
     if isinstance(value, str):
         value = parse_datetime(value)
-    return timezone.make_aware(value, timezone.utc) if timezone.is_naive(value) else value
+    return value.replace(tzinfo=UTC) if timezone.is_naive(value) else value
 
 
 #: Portable: gaps-and-islands with window functions (a new island where a window starts after
