@@ -131,7 +131,7 @@ class ControlEffectiveness:
     excepted: timedelta = ZERO
     gaps: timedelta = ZERO
     windows: list[Stretch] = field(default_factory=list)  # per host; fleet-wide: empty
-    hosts_failing: int = 0  # fleet-wide: hosts where it failed at some point
+    hosts_failing: int = 0  # fleet-wide: hosts with a failure window in the period (excepted or not)
 
     @property
     def passing(self) -> timedelta:
@@ -239,6 +239,33 @@ def merged_windows(hosts: Hosts, checks: list[str], start: datetime, end: dateti
         return [(h, c, k, _dt(s), _dt(e), bool(o)) for h, c, k, s, e, o in cursor.fetchall()]
 
 
+def _union(spans_of: dict[tuple[int, str], list[Span]], host_id: int, checks: tuple[str, ...]) -> list[Span]:
+    """The merged spans of several checks on a host (most controls have one: no work)."""
+    if len(checks) == 1:
+        return spans_of.get((host_id, checks[0]), [])
+    return merge(s for c in checks for s in spans_of.get((host_id, c), ()))
+
+
+def _host_rows(fleet: list[ControlEffectiveness], cov: HostCoverage, failing: dict, excepted: dict,
+               ongoing: set[tuple[int, str]]) -> list[ControlEffectiveness]:
+    """Every control on one host, from its checks' merged failing and excepted spans."""
+    host_id, observed = cov.host_id, [(cov.start, cov.end)]
+    gaps = merge((g.start, g.end) for g in cov.gaps)
+    gap_time = total(gaps)
+    rows = []
+    for summary in fleet:
+        row = ControlEffectiveness(summary.ref, summary.title, host_id, summary.checks, summary.automated,
+                                   expected=cov.expected, gaps=gap_time)
+        fails = intersect(_union(failing, host_id, row.checks), observed)
+        excused = subtract(intersect(_union(excepted, host_id, row.checks), observed), fails)
+        row.failing = total(subtract(fails, gaps))
+        row.excepted = total(subtract(excused, gaps))
+        still = any((host_id, c) in ongoing for c in row.checks)
+        row.windows = [Stretch(s, e, still and e == cov.end) for s, e in (merge(fails + excused) if excused else fails)]
+        rows.append(row)
+    return rows
+
+
 def _framework_controls(framework: str) -> list[tuple[str, str]]:
     controls = list(Control.objects.filter(framework__slug=framework).order_by("sort_key").values_list("ref", "title"))
     if not controls:
@@ -290,29 +317,19 @@ def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
         failing[(host_id, check_id)] += subtract([(s, e)], spans)
         excepted[(host_id, check_id)] += intersect([(s, e)], spans)
 
+    failing = {key: merge(spans) for key, spans in failing.items()}
+    excepted = {key: merge(spans) for key, spans in excepted.items()}
+
     fleet = [ControlEffectiveness(ref, title, None, tuple(checks_of.get(ref, ())),
                                   any(kinds.get(c) == Kind.AUTOMATED for c in checks_of.get(ref, ())))
              for ref, title in catalog]
     per_host: dict[int, list[ControlEffectiveness]] = {}
     for host_id, cov in sorted(coverage.items()):
-        observed = [(cov.start, cov.end)]
-        gaps = merge((g.start, g.end) for g in cov.gaps)
-        rows = []
-        for summary in fleet:
-            row = ControlEffectiveness(summary.ref, summary.title, host_id, summary.checks, summary.automated,
-                                       expected=cov.expected, gaps=total(gaps))
-            fails = intersect(merge(s for c in row.checks for s in failing.get((host_id, c), ())), observed)
-            excused = subtract(intersect(merge(s for c in row.checks for s in excepted.get((host_id, c), ())),
-                                         observed), fails)
-            row.failing = total(subtract(fails, gaps))
-            row.excepted = total(subtract(excused, gaps))
-            still = any((host_id, c) in ongoing for c in row.checks)
-            row.windows = [Stretch(s, e, still and e == cov.end) for s, e in merge(fails + excused)]
+        per_host[host_id] = rows = _host_rows(fleet, cov, failing, excepted, ongoing)
+        for summary, row in zip(fleet, rows, strict=True):
             summary.expected += row.expected
             summary.failing += row.failing
             summary.excepted += row.excepted
             summary.gaps += row.gaps
-            summary.hosts_failing += bool(fails)
-            rows.append(row)
-        per_host[host_id] = rows
+            summary.hosts_failing += bool(row.windows)
     return Effectiveness(framework, start, end, fleet, per_host, coverage)
