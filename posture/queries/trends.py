@@ -14,9 +14,8 @@ Score and coverage are posture/queries/scores.py's, over the day's summed contro
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Count, QuerySet, Sum
 from django.utils import timezone
@@ -24,7 +23,7 @@ from django.utils import timezone
 from posture.choices import ResultStatus
 from posture.models import DailyPosture, DockerHost, Framework
 from posture.queries import scores
-from posture.queries.history import host_filter
+from posture.queries.history import Hosts, host_filter
 
 STATUSES = ResultStatus.order()
 _FIELDS = [f"controls_{s}" for s in STATUSES] + ["results_pass", "results_fail"]
@@ -69,7 +68,7 @@ def last_days(days: int, today: date | None = None) -> tuple[date, date]:
 
 def _range(start: date, end: date) -> list[date]:
     for name, value in (("start", start), ("end", end)):
-        if not isinstance(value, date):
+        if not isinstance(value, date) or isinstance(value, datetime):  # a datetime is a date too
             raise ValueError(f"the trend's {name} must be a date, not {type(value).__name__}")
     if end < start:
         raise ValueError(f"the trend must start on or before its end ({start} .. {end})")
@@ -96,8 +95,7 @@ def _rows(framework: str, start: date, end: date, hosts) -> QuerySet[DailyPostur
     return DailyPosture.objects.filter(host_filter(hosts), framework=framework, day__gte=start, day__lte=end)
 
 
-def fleet_trend(framework: str, start: date, end: date,
-                hosts: Iterable[DockerHost | int] | QuerySet[DockerHost] | None = None) -> list[TrendPoint]:
+def fleet_trend(framework: str, start: date, end: date, hosts: Hosts = None) -> list[TrendPoint]:
     """One point per day from ``start`` to ``end`` (inclusive) over every host (or ``hosts``)."""
     days = _range(start, end)
     rows = {row["day"]: row for row in _rows(framework, start, end, hosts).values("day")
@@ -107,8 +105,7 @@ def fleet_trend(framework: str, start: date, end: date,
     return [_point(day, rows[day]["n"] if day in rows else 0, rows.get(day)) for day in days]
 
 
-def host_trends(framework: str, start: date, end: date,
-                hosts: Iterable[DockerHost | int] | QuerySet[DockerHost] | None = None) -> dict[int, list[TrendPoint]]:
+def host_trends(framework: str, start: date, end: date, hosts: Hosts = None) -> dict[int, list[TrendPoint]]:
     """host id -> one point per day (``hosts`` 1, or 0 on a gap day), for every host with a
     row in the range (and every host named in ``hosts``, even without one)."""
     days = _range(start, end)
@@ -118,6 +115,6 @@ def host_trends(framework: str, start: date, end: date,
     if not per_host:
         _check_framework(framework)
     if hosts is not None and not isinstance(hosts, QuerySet):
-        for h in hosts:
+        for h in [hosts] if isinstance(hosts, DockerHost | int) else hosts:
             per_host.setdefault(h.pk if isinstance(h, DockerHost) else int(h), {})
     return {host_id: [_point(day, 1, rows.get(day)) for day in days] for host_id, rows in sorted(per_host.items())}

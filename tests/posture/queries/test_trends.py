@@ -77,7 +77,7 @@ def test_it_sums_the_hosts_that_reported_each_day_and_leaves_gap_days_out(fleet)
 
 def test_it_shows_the_exception_only_on_the_days_it_was_in_force(fleet):
     gappy, steady, _ = fleet
-    series = host_trends(CIS, DAYS[0], DAYS[-1], hosts=[steady])[steady.pk]
+    series = host_trends(CIS, DAYS[0], DAYS[-1], hosts=steady)[steady.pk]
     # 5.5 (privileged only) is excepted on days 2, 3 and 4: approved day 2, expired day 5.
     assert [p.controls.get("excepted", 0) for p in series] == [0, 0, 1, 1, 1, 0, 0, 0, 0, 0]
     failing = [p.controls["fail"] for p in series]
@@ -139,6 +139,8 @@ def test_it_rejects_bad_ranges_and_unknown_frameworks():
         fleet_trend(CIS, DAYS[3], DAYS[1])
     with pytest.raises(ValueError, match="must be a date"):
         fleet_trend(CIS, "2026-03-01", DAYS[1])
+    with pytest.raises(ValueError, match="must be a date, not datetime"):
+        fleet_trend(CIS, DAYS[0], day(3))
     with pytest.raises(ValueError, match="unknown framework 'cis-9'; known: .*soc2-2017"):
         host_trends("cis-9", DAYS[0], DAYS[1])
     with pytest.raises(ValueError, match="1 to 3660 days"):
