@@ -6,7 +6,7 @@ not an empty page that looks like "nothing happened"."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import django_filters
@@ -82,7 +82,14 @@ def parse_moment(raw: str) -> datetime:
         raise forms.ValidationError(
             "%(value)r is not a valid ISO 8601 date-time (e.g. 2026-02-28T10:00:00Z)",
             code="invalid", params={"value": raw[:40]})
-    return timezone.make_aware(at) if timezone.is_naive(at) else at
+    at = timezone.make_aware(at) if timezone.is_naive(at) else at
+    # In UTC: PostgreSQL refuses offsets past 15:59 (``-23:59`` is valid ISO 8601). A moment
+    # beyond the calendar in UTC (9999-12-31T23:59:59-23:59) is the calendar's last one.
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        edge = datetime.max if at.year > 1 else datetime.min
+        return edge.replace(tzinfo=UTC)
 
 
 class MomentField(forms.Field):
@@ -183,7 +190,7 @@ class ListingChoiceField(filter_fields.ChoiceField):
             valid = ", ".join(str(key) for key, _label in self.choices if key != "")
             raise forms.ValidationError(
                 "%(value)s is not one of the valid choices: %(valid)s",
-                code="invalid_choice", params={"value": value, "valid": valid},
+                code="invalid_choice", params={"value": str(value)[:100], "valid": valid},
             ) from None
 
 
