@@ -13,9 +13,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
+from posture.api.serializers import FindingSerializer
 from posture.jobs import exceptions as workflow
 from posture.jobs.evaluate import evaluate_scan
-from posture.api.serializers import FindingSerializer
 from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet
 from posture.queries.rollups import rollup
 from posture.queries.verdicts import findings, verdict_moment

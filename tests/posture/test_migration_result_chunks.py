@@ -114,8 +114,8 @@ def scenario_before(apps) -> dict:
 def check_after(before: dict) -> None:
     """Same verdicts through the read path, chunks shared, digests as evaluation computes them."""
     from posture.jobs.evaluate import control_counts, group_rows, set_digest
-    from posture.queries.verdicts import findings
     from posture.models import AuditEvent, CheckResult, ControlException, ResultChunk, ResultSet, ScanRun
+    from posture.queries.verdicts import findings
     from scanners.runner import run_checks
     from tests.posture.conftest import SNAPSHOT
 

@@ -48,7 +48,7 @@ def renamed(snapshot: dict, names: list[str]) -> dict:
 
 
 def exception(check: str, pattern: str = "", host: DockerHost | None = None, *, approved: datetime = T0 - DAY,
-              expires: datetime = T0 + 100 * DAY, revoked: datetime | None = None) -> ControlException:
+              expires: datetime = T0 + 3000 * DAY, revoked: datetime | None = None) -> ControlException:
     return ControlException.objects.create(
         check_id=check, host=host, resource_pattern=pattern, justification="accepted risk", expires_at=expires,
         state=ExceptionState.REVOKED if revoked else ExceptionState.APPROVED, decided_at=approved, revoked_at=revoked)
