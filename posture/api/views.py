@@ -5,7 +5,6 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -34,12 +33,10 @@ from posture.choices import Trigger
 from posture.filtersets import AuditEventFilterSet, ControlFilterSet, FindingFilterSet, parse_moment
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.hosts import archive_host, unarchive_host
-from posture.jobs.scans import request_scan
+from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
-from posture.models.audit import record
 from posture.queries.scans import current_scan_id
 from posture.queries.verdicts import verdict_moment
-from posture.tasks import send_scan
 from posture.uploads import attestation_file_response
 
 ARCHIVED_CHOICES = ("false", "true", "all")
@@ -106,11 +103,10 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         host = serializer.validated_data["host"]
-        with transaction.atomic():
-            scan, created = request_scan(host, Trigger.API)
-            if created:
-                send_scan(scan.pk)
-                record("scan.requested", host.name, actor=request.user, scan=scan.pk)
+        try:
+            scan, created = queue_scan(host, Trigger.API, request.user)
+        except ScanRefused as exc:  # archived since the serializer looked
+            raise drf_exceptions.ValidationError({"host": [str(exc)]}) from None
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(parameters=filter_parameters(FindingFilterSet), responses=FindingSerializer(many=True))
