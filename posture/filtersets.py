@@ -318,19 +318,20 @@ class FindingFilterSet(_VerdictFilters):
                 {"control": "a control is a ref within a framework: add framework= (e.g. cis-docker-1.8.0)"})
 
     def filter_queryset(self, queryset):
-        data = self.form.cleaned_data
-        given = {name: data[name] for name in self.FILTERS
-                 if data.get(name) not in (None, "", []) and (name != "host" or name in self.filters)}
-        return verdicts.order_findings(verdicts.filter_findings(queryset, **given), data.get("ordering") or None)
+        ordering = self.form.cleaned_data.get("ordering") or None
+        return verdicts.order_findings(verdicts.filter_findings(queryset, **self._given()), ordering)
 
     def verdict_counts(self) -> dict[str, int]:
         """Rows per verdict under every filter but ``status`` (one GROUP BY query): the
         counts beside a table's status links, each equal to the rows its link lists."""
-        data = self.form.cleaned_data
-        given = {name: data[name] for name in self.FILTERS
-                 if name != "status" and data.get(name) not in (None, "", []) and (name != "host" or name in self.filters)}
-        base = verdicts.findings(self.hosts, self.moment, scans=self.scans, **given)
+        base = verdicts.findings(self.hosts, self.moment, scans=self.scans, **self._given(skip=("status",)))
         return verdicts.verdict_counts(base)
+
+    def _given(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """The filters given (validated), as ``filter_findings`` keyword arguments."""
+        data = self.form.cleaned_data
+        return {name: data[name] for name in self.FILTERS
+                if name in self.filters and name not in skip and data.get(name) not in (None, "", [])}
 
     @property
     def qs(self):

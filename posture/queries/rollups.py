@@ -49,7 +49,7 @@ from posture.choices import ResultStatus
 from posture.jobs.evaluate import check_controls
 from posture.models import Control, DockerHost, Evaluation, ScanRun
 from posture.queries.scans import HostRef
-from posture.queries.verdicts import _scan_ids, attestations_in_force, exceptions_in_force, results_of
+from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
 
 #: Worst first.
 STATUS_ORDER: tuple[str, ...] = ResultStatus.order()
@@ -191,7 +191,7 @@ def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
     """(at, frameworks, controls, {scan id: (host id, {framework: {ref: counts after}})})."""
     at = at or timezone.now()
     frameworks = list(dict.fromkeys(frameworks))
-    ids = _scan_ids(hosts, at, scans)
+    ids = scan_ids(hosts, at, scans)
     found = _scans(ids, frameworks)
     excepted, attested = _moves([s.scan_id for s in found], at) if found else ({}, {})
     controls = _controls(frameworks)

@@ -81,8 +81,10 @@ DEFAULT_ORDERING: tuple[str, ...] = ("status", "severity", "check", "host", "res
 TIEBREAK: tuple[str, ...] = ("host_name", "check_id", "resource_type", "resource", "scan_id", "id")
 
 
-def _scan_ids(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None,
-              scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None) -> QuerySet[ScanRun] | list[int]:
+def scan_ids(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None,
+             scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None) -> QuerySet[ScanRun] | list[int]:
+    """The scans read: ``scans`` when given, else the current scan at ``at`` of ``hosts``
+    (default: every unarchived host), as ids or a subquery of them."""
     if scans is not None:
         if isinstance(scans, QuerySet):
             return scans.values("pk")
@@ -98,7 +100,7 @@ def results_of(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at
     unarchived ones), one row per (scan, result) through each scan's current evaluation,
     annotated with the scan and its host; no exception applied yet."""
     return (CheckResult.objects.filter(**{f"{_EVAL}__current": True,
-                                          f"{_EVAL}__scan__in": _scan_ids(hosts, at, scans)})
+                                          f"{_EVAL}__scan__in": scan_ids(hosts, at, scans)})
             .annotate(scan_id=F(f"{_EVAL}__scan_id"), host_id=F(f"{_EVAL}__scan__host_id"),
                       host_name=F(f"{_EVAL}__scan__host__name"), scanned_at=F(f"{_EVAL}__scan__finished_at")))
 

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from posture.models import DockerHost
+from posture.models import Control, DockerHost
 from tests.posture.conftest import SNAPSHOT, api_error
 from tests.posture.queries.test_verdicts import DAY, PIDS, PRIV, T0, exception, scan_at, without
 
@@ -131,6 +131,9 @@ def test_it_lists_controls_with_their_fleet_or_host_rollup(client, alpha):
     before = client.get("/api/v1/controls/", {"framework": "soc2-2017", "at": (T0 - DAY).isoformat(),
                                               "ref": "CC6.8"}).json()["results"][0]
     assert before["status"] == "not_assessed" and before["hosts"] == {}
+    five_five = Control.objects.get(framework__slug="cis-docker-1.8.0", ref="5.5")
+    detail = client.get(f"/api/v1/controls/{five_five.pk}/", {"host": "alpha"}).json()
+    assert (detail["ref"], detail["status"], detail["hosts_failing"]) == ("5.5", "fail", 1)
 
 
 def test_it_answers_a_scans_findings_in_a_fixed_number_of_queries(client, alpha, django_assert_max_num_queries):
