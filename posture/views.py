@@ -17,12 +17,13 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
 from posture.api.filters import strict_filterset
-from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, HostFilterSet
+from posture.api.serializers import FindingSerializer
+from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, FindingFilterSet, HostFilterSet
 from posture.jobs.ingest import load_snapshot
-from posture.jobs.rollup import scan_results
 from posture.models import Attestation, AuditEvent, DockerHost, ScanRun
 from posture.queries.diffs import diff_since_previous
 from posture.queries.scans import current_scans
+from posture.queries.verdicts import verdict_moment
 from posture.uploads import attestation_file_response
 
 PAGE_SIZE = 50
@@ -89,16 +90,27 @@ def home(request):
 
 @reader_required
 def scan_detail(request, pk: int):
+    """A scan: its verdicts after the exceptions and attestations in force at ``?at=``
+    (default: now for the host's current scan, else when it finished), filtered with the
+    API's FindingFilterSet and paginated in the database; the counts above the table are
+    after exceptions too, so each count is the number of rows its link shows."""
     scan = get_object_or_404(ScanRun.objects.select_related("host", "evidence_set"), pk=pk)
     snapshot = load_snapshot(scan) if scan.evidence_set_id else None
-    results = scan_results(scan)
-    status = request.GET.get("status")
-    if status:
-        results = [r for r in results if r["status"] == status]
-    evaluation = scan.evaluations.filter(current=True).select_related("result_set").first()
+    evaluation = scan.evaluations.filter(current=True).first()
+    filterset = FindingFilterSet(request.GET, scans=[scan])
+    valid = filterset.is_valid()
+    page = counts = None
+    if valid and evaluation is not None:
+        if not filterset.form.cleaned_data.get("at"):
+            filterset.default_at = verdict_moment(scan)
+        counts = filterset.verdict_counts()
+        page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
+        page.rows = FindingSerializer(page.object_list, many=True).data
     return render(request, "posture/scan_detail.html",
-                  {"scan": scan, "snapshot": snapshot, "results": results, "evaluation": evaluation, "status": status,
-                   "changes": diff_since_previous(scan)})
+                  {"scan": scan, "snapshot": snapshot, "evaluation": evaluation, "filterset": filterset,
+                   "valid": valid, "page": page, "counts": counts, "status": request.GET.get("status", ""),
+                   "moment": filterset.moment if valid else None, "changes": diff_since_previous(scan)},
+                  status=200 if valid else 400)
 
 
 @role_required("reading the audit trail", roles.READ_AUDIT)

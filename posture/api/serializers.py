@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
 from posture.jobs.hosts import messages_of, save_host
@@ -134,12 +135,111 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 
 class ControlSerializer(serializers.ModelSerializer):
-    """A framework control and the checks that support it (the reverse index)."""
+    """A framework control, the checks that support it (the reverse index) and its rollup
+    (fleet-wide or one host's, at a moment: ``context["rollups"]``, slug -> FrameworkRollup)."""
 
     framework = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     checks = serializers.SlugRelatedField(slug_field="id", many=True, read_only=True)
+    status = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+    hosts = serializers.SerializerMethodField()
+    hosts_failing = serializers.SerializerMethodField()
 
     class Meta:
         model = Control
         fields = ["framework", "ref", "title", "section", "section_name", "level", "assess", "supportable", "note",
-                  "checks"]
+                  "checks", "status", "counts", "hosts", "hosts_failing"]
+
+    def _rollup(self, control: Control):
+        rollup = self.context.get("rollups", {}).get(control.framework.slug)
+        return rollup.by_ref.get(control.ref) if rollup is not None else None
+
+    def get_status(self, control: Control) -> str | None:
+        row = self._rollup(control)
+        return row.status if row else None
+
+    def get_counts(self, control: Control) -> dict[str, int]:
+        row = self._rollup(control)
+        return row.counts if row else {}
+
+    def get_hosts(self, control: Control) -> dict[str, int]:
+        row = self._rollup(control)
+        return row.hosts if row else {}
+
+    def get_hosts_failing(self, control: Control) -> int:
+        row = self._rollup(control)
+        return row.hosts_failing if row else 0
+
+
+class FindingSerializer(serializers.Serializer):
+    """One verdict (check x resource) of a scan, as read through ``posture.queries.verdicts``:
+    ``status`` is after the exceptions and attestations in force at the moment read (naming
+    the ``exception`` or ``attestation`` that applied); ``stored_status`` is what the checks
+    said. ``failing_since`` is when the failure window began (failures only)."""
+
+    scan = serializers.IntegerField(source="scan_id")
+    host = serializers.SerializerMethodField()
+    check = serializers.CharField(source="check_id")
+    title = serializers.CharField(allow_null=True)
+    severity = serializers.CharField(allow_null=True)
+    controls = serializers.SerializerMethodField()
+    resource_type = serializers.CharField()
+    resource = serializers.CharField()
+    status = serializers.CharField(source="verdict")
+    stored_status = serializers.CharField(source="status")
+    detail = serializers.CharField()
+    exception = serializers.IntegerField(source="exception_id", allow_null=True)
+    attestation = serializers.IntegerField(source="attestation_id", allow_null=True)
+    failing_since = serializers.DateTimeField(allow_null=True)
+    evidence = serializers.SerializerMethodField()
+
+    def get_host(self, row) -> dict:
+        return {"id": row.host_id, "name": row.host_name}
+
+    def get_controls(self, row) -> dict[str, list[str]]:
+        from posture.jobs.evaluate import check_controls
+
+        by_framework: dict[str, list[str]] = {}
+        for slug, ref in check_controls().get(row.check_id, ()):
+            by_framework.setdefault(slug, []).append(ref)
+        return by_framework
+
+    def get_evidence(self, row) -> dict | None:
+        return {"kind": row.evidence_kind, "key": row.evidence_key} if row.evidence_kind else None
+
+
+class ControlRollupSerializer(serializers.Serializer):
+    """One control's rollup (``posture.queries.rollups.ControlRollup``): its worst status
+    after exceptions and attestations, results per status, and hosts per status."""
+
+    framework = serializers.CharField()
+    ref = serializers.CharField()
+    title = serializers.CharField()
+    section = serializers.CharField()
+    assess = serializers.CharField()
+    supportable = serializers.BooleanField()
+    status = serializers.CharField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    hosts = serializers.DictField(child=serializers.IntegerField())
+    hosts_failing = serializers.IntegerField()
+
+
+class RollupSummarySerializer(serializers.Serializer):
+    """A framework's summary (``posture.queries.rollups``): score = pass / (pass + fail) and
+    coverage = assessed / applicable over (host, control) pairs; null when undefined."""
+
+    framework = serializers.CharField()
+    at = serializers.DateTimeField()
+    hosts = serializers.IntegerField()
+    controls = serializers.DictField(child=serializers.IntegerField(), help_text="controls per status")
+    host_controls = serializers.DictField(child=serializers.IntegerField(),
+                                          help_text="(host, control) pairs per status")
+    score = serializers.FloatField(allow_null=True)
+    coverage = serializers.FloatField(allow_null=True)
+
+
+def filter_parameters(filterset_class, exclude: tuple[str, ...] = ()) -> list[OpenApiParameter]:
+    """The query parameters of a FilterSet, for the schema of an action that applies it
+    itself (DRF's filter backend would apply it to the action's own queryset)."""
+    return [OpenApiParameter(name, str, description=str(f.extra.get("help_text") or f.label or ""))
+            for name, f in filterset_class.base_filters.items() if name not in exclude]

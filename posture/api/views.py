@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions as drf_exceptions
@@ -24,29 +22,33 @@ from posture.api.serializers import (
     AttestationSerializer,
     AuditEventSerializer,
     ControlExceptionSerializer,
+    ControlRollupSerializer,
     ControlSerializer,
     DockerHostSerializer,
+    FindingSerializer,
+    RollupSummarySerializer,
     ScanRunListSerializer,
     ScanRunSerializer,
+    filter_parameters,
 )
 from posture.choices import Trigger
 from posture.filtersets import (
     AttestationFilterSet,
     AuditEventFilterSet,
     ControlExceptionFilterSet,
+    ControlFilterSet,
+    FindingFilterSet,
     HostFilterSet,
     ScanFilterSet,
+    parse_moment,
 )
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.hosts import archive_host, unarchive_host
-from posture.jobs.rollup import control_rollup, scan_results
 from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.queries.scans import current_scan_id
+from posture.queries.verdicts import verdict_moment
 from posture.uploads import attestation_file_response
-
-FRAMEWORK_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
 
 _HOST_REF = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
                              description="the host's id or its name (an all-digit value is tried as an id first)")
@@ -140,34 +142,44 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
             raise drf_exceptions.ValidationError({"host": [str(exc)]}) from None
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
+    @extend_schema(parameters=filter_parameters(FindingFilterSet), responses=FindingSerializer(many=True))
     @action(detail=True, methods=["get"])
     def results(self, request, pk=None):
-        """Verdicts of the scan (check x resource), with exceptions and attestations in force
-        at ``?at=`` (ISO 8601; default now). Filter with ``?status=`` and ``?check=``."""
+        """Verdicts of the scan (check x resource) after the exceptions and attestations in
+        force at ``?at=`` (default: now for the host's current scan, else when the scan
+        finished), filtered, ordered and paginated in the database (``FindingFilterSet``)."""
         scan = self.get_object()
-        rows = scan_results(scan, _parse_at(request))
-        for key, field in (("status", "status"), ("check", "check"), ("resource_type", "resource_type")):
-            if request.query_params.get(key):
-                rows = [r for r in rows if r[field] == request.query_params[key]]
-        page = self.paginate_queryset(rows)
-        return self.get_paginated_response(page) if page is not None else Response(rows)
+        filterset = _valid(FindingFilterSet(request.query_params, scans=[scan], request=request))
+        if not filterset.form.cleaned_data.get("at"):
+            filterset.default_at = verdict_moment(scan)
+        page = self.paginate_queryset(filterset.qs)
+        return self.get_paginated_response(FindingSerializer(page, many=True).data)
 
+    @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)),
+                   responses=ControlRollupSerializer(many=True))
     @action(detail=True, methods=["get"])
     def controls(self, request, pk=None):
         """Every control of ``?framework=`` (default cis-docker-1.8.0) with the worst status of
-        the results behind it (after exceptions and attestations in force at ``?at=``) and
-        counts per status. Controls no check supports say ``not_assessed``."""
+        the scan's results behind it (after exceptions and attestations in force at ``?at=``,
+        default as for results) and counts per status; controls no check supports say
+        ``not_assessed``. Paginated; ``summary`` holds the framework's score and coverage."""
         scan = self.get_object()
-        framework = _framework(request, "cis-docker-1.8.0")
-        controls = list(Control.objects.filter(framework__slug=framework).order_by("sort_key"))
-        if not controls:
-            raise drf_exceptions.NotFound(f"no framework {framework!r}")
-        rollup = control_rollup(scan_results(scan, _parse_at(request)), framework)
-        return Response([
-            {"ref": c.ref, "title": c.title, "supportable": c.supportable,
-             **rollup.get(c.ref, {"status": "not_assessed", "counts": {}})}
-            for c in controls
-        ])
+        filterset = _valid(ControlFilterSet(request.query_params, scans=[scan], request=request,
+                                            default_framework="cis-docker-1.8.0"))
+        if not filterset.form.cleaned_data.get("at"):
+            filterset.default_at = verdict_moment(scan)
+        page = self.paginate_queryset(filterset.rows())
+        response = self.get_paginated_response(ControlRollupSerializer(page, many=True).data)
+        response.data["summary"] = RollupSummarySerializer(
+            [r.summary() for r in filterset.rollups().values()], many=True).data
+        return response
+
+
+def _valid(filterset):
+    """The filterset, validated: its form errors as the API's 400 (fields by parameter)."""
+    if not filterset.is_valid():
+        raise translate_validation(filterset.errors)
+    return filterset
 
 
     @DIFF_SCHEMA
@@ -178,29 +190,14 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
 
 def _parse_at(request) -> datetime | None:
-    """``?at=`` as an aware datetime (naive means server time). A well-formed but impossible
-    date (February 30th, month 13) makes parse_datetime raise ValueError: a 400, not a 500."""
+    """``?at=`` as an aware datetime (naive means server time), or a 400 naming the format."""
     raw = request.query_params.get("at")
     if not raw:
         return None
     try:
-        at = parse_datetime(raw)
-    except ValueError:
-        at = None
-    if at is None:
-        raise drf_exceptions.ValidationError(
-            {"at": [f"{raw[:40]!r} is not a valid ISO 8601 date-time (e.g. 2026-02-28T10:00:00Z)"]})
-    return timezone.make_aware(at) if timezone.is_naive(at) else at
-
-
-def _framework(request, default: str | None = None) -> str | None:
-    """``?framework=`` checked to look like a slug before it reaches the database (PostgreSQL
-    refuses NUL in a string: that used to be a 500)."""
-    raw = request.query_params.get("framework") or default
-    if raw is None or FRAMEWORK_SLUG.fullmatch(raw):
-        return raw
-    raise drf_exceptions.ValidationError(
-        {"framework": ["not a framework slug (letters, digits, '.', '_' and '-', e.g. cis-docker-1.8.0)"]})
+        return parse_moment(raw)
+    except DjangoValidationError as exc:
+        raise drf_exceptions.ValidationError({"at": exc.messages}) from None
 
 
 def _domain_call(fn, *args, **kwargs):
@@ -302,16 +299,26 @@ class AuditEventViewSet(viewsets.ReadOnlyModelViewSet):
 
 
 class ControlViewSet(viewsets.ReadOnlyModelViewSet):
-    """Framework controls with the checks that support each (``?framework=soc2-2017``)."""
+    """Framework controls with the checks that support each, and each control's rollup
+    (``status``, ``counts`` of results, ``hosts`` per status) fleet-wide or for ``?host=``,
+    at ``?at=`` (default now). Filter with ``ControlFilterSet``: ``?framework=soc2-2017``,
+    ``ref``, ``section``, ``assess``, ``supportable``, ``status``."""
 
     serializer_class = ControlSerializer
     permission_classes = [RolePermission]
-    filterset_fields = {"framework__slug": ["exact"], "assess": ["exact"], "supportable": ["exact"]}
-    extra_query_params = ("framework",)  # read by get_queryset
     queryset = Control.objects.select_related("framework").prefetch_related("checks").order_by("framework__slug", "sort_key")
     lookup_field = "pk"
 
-    def get_queryset(self):
-        qs = super().get_queryset()
-        framework = _framework(self.request)
-        return qs.filter(framework__slug=framework) if framework else qs
+    @extend_schema(parameters=filter_parameters(ControlFilterSet))
+    def list(self, request, *args, **kwargs):
+        filterset = _valid(ControlFilterSet(request.query_params, queryset=self.get_queryset(), request=request))
+        page = self.paginate_queryset(filterset.qs)
+        context = {**self.get_serializer_context(), "rollups": filterset.rollups()}
+        return self.get_paginated_response(ControlSerializer(page, many=True, context=context).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        control = self.get_object()
+        filterset = _valid(ControlFilterSet(request.query_params, request=request,
+                                            default_framework=control.framework.slug))
+        context = {**self.get_serializer_context(), "rollups": filterset.rollups()}
+        return Response(ControlSerializer(control, context=context).data)

@@ -40,6 +40,7 @@ from posture.models import (
     ResultSetChunk,
     ScanRun,
 )
+from posture.queries.rollups import control_status
 
 ROLLUP_ORDER = ResultStatus.order()
 
@@ -221,10 +222,9 @@ def _daily_rows(ctx: _Context, scan_id: int, at: datetime, result_set_id: int, d
     for slug, refs in ctx.controls.items():
         tally: dict[str, int] = defaultdict(int)
         for ref in refs:
-            counts = per_control.get((slug, ref))
-            # A control with no result behind it (no check supports it, or nothing to check)
-            # is not assessed, as the API's control rollup says.
-            tally[next((s for s in ROLLUP_ORDER if counts and counts.get(s)), "not_assessed")] += 1
+            # The one definition of a control's status (a control with no result behind it
+            # is not assessed), shared with the read side's rollups.
+            tally[control_status(per_control.get((slug, ref)))] += 1
         rows.append(DailyPosture(
             host_id=ctx.host_id, framework=slug, day=day, scan_id=scan_id,
             **{f"controls_{s}": tally.get(s, 0) for s in ROLLUP_ORDER},

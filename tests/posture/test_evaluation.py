@@ -13,10 +13,12 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management import call_command
 from django.utils import timezone
 
+from posture.api.serializers import FindingSerializer
 from posture.jobs import exceptions as workflow
 from posture.jobs.evaluate import evaluate_scan
-from posture.jobs.rollup import control_rollup, scan_results
 from posture.models import AuditEvent, CheckResult, Control, DockerHost, Evaluation, ResultSet
+from posture.queries.rollups import rollup
+from posture.queries.verdicts import findings, verdict_moment
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "checks"
@@ -27,6 +29,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def host():
     return DockerHost.objects.create(name="h1", url="unix:///x.sock")
+
+
+def scan_results(scan, at=None) -> list[dict]:
+    """The scan's verdicts in the API's shape, as read at ``at`` (default: the scan's own)."""
+    return FindingSerializer(findings(scans=[scan], at=at or verdict_moment(scan)), many=True).data
 
 
 def result(results, check, resource):
@@ -81,7 +88,8 @@ def test_it_turns_a_matching_failure_into_excepted_only_while_approved_and_unexp
     assert result(scan_results(scan), "container.privileged_disabled", "rec-privileged")["status"] == "fail"
     workflow.decide(admin, exc, approve=True)
     excepted = result(scan_results(scan), "container.privileged_disabled", "rec-privileged")
-    assert excepted["status"] == "excepted" and "Privileged" in excepted["detail"] and f"#{exc.pk}" in excepted["detail"]
+    assert excepted["status"] == "excepted" and "Privileged" in excepted["detail"] and excepted["exception"] == exc.pk
+    assert excepted["stored_status"] == "fail"
     # Scoped: other checks and other resources are untouched.
     assert result(scan_results(scan), "container.privileged_disabled", "rec-hardened")["status"] == "pass"
     # Expired: it stops applying by itself.
@@ -117,7 +125,7 @@ def test_it_satisfies_a_manual_check_with_an_attestation_until_it_expires(host, 
     att = workflow.attest(operator, check_id=manual["check"], statement="Reviewed the hardening baseline.",
                           valid_until=timezone.now() + timedelta(days=90))
     now_row = result(scan_results(scan), manual["check"], manual["resource"])
-    assert now_row["status"] == "pass" and "attested by olive" in now_row["detail"]
+    assert now_row["status"] == "pass" and now_row["attestation"] == att.pk and now_row["stored_status"] == "manual"
     expired = result(scan_results(scan, at=att.valid_until + timedelta(seconds=1)), manual["check"], manual["resource"])
     assert expired["status"] == "manual"
     with pytest.raises(ValidationError, match="manual checks"):
@@ -128,10 +136,11 @@ def test_it_satisfies_a_manual_check_with_an_attestation_until_it_expires(host, 
 def test_it_rolls_results_up_to_framework_controls(host):
     scan = stored_scan(host, SNAPSHOT)
     evaluate_scan(scan)
-    cis = control_rollup(scan_results(scan), "cis-docker-1.8.0")
-    assert cis["5.5"]["status"] == "fail" and cis["5.5"]["counts"]["fail"] >= 1
-    soc2 = control_rollup(scan_results(scan), "soc2-2017")
-    assert soc2 and all(v["status"] in ("fail", "error", "manual", "excepted", "pass", "not_applicable") for v in soc2.values())
+    cis = rollup("cis-docker-1.8.0", scans=[scan]).by_ref
+    assert cis["5.5"].status == "fail" and cis["5.5"].counts["fail"] >= 1
+    soc2 = rollup("soc2-2017", scans=[scan]).by_ref
+    assert soc2 and all(v.status in ("fail", "error", "not_assessed", "manual", "excepted", "pass", "not_applicable")
+                        for v in soc2.values())
 
 
 def test_it_reevaluates_stored_scans_keeping_old_results(host):

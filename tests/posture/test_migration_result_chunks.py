@@ -114,16 +114,15 @@ def scenario_before(apps) -> dict:
 def check_after(before: dict) -> None:
     """Same verdicts through the read path, chunks shared, digests as evaluation computes them."""
     from posture.jobs.evaluate import control_counts, group_rows, set_digest
-    from posture.jobs.rollup import scan_results
     from posture.models import AuditEvent, CheckResult, ControlException, ResultChunk, ResultSet, ScanRun
+    from posture.queries.verdicts import findings
     from scanners.runner import run_checks
     from tests.posture.conftest import SNAPSHOT
 
     for scan_id, verdicts in before["verdicts"].items():
         scan = ScanRun.objects.get(pk=scan_id)
-        got = [[r["check"], r["resource_type"], r["resource"], r["status"], r["detail"],
-                (r["evidence"] or {}).get("kind", ""), (r["evidence"] or {}).get("key", "")]
-               for r in scan_results(scan, at=timezone.now() - timedelta(days=400))]
+        got = [[r.check_id, r.resource_type, r.resource, r.verdict, r.detail, r.evidence_kind, r.evidence_key]
+               for r in findings(scans=[scan], at=timezone.now() - timedelta(days=400))]
         assert sorted(got) == sorted(verdicts)
     findings = run_checks(SNAPSHOT)
     chunks = group_rows(findings)

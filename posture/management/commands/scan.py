@@ -13,11 +13,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from posture.api.serializers import FindingSerializer
 from posture.choices import ScanState
 from posture.jobs import scans
 from posture.jobs.hosts import host_named
-from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ScanRun
+from posture.queries.verdicts import findings, verdict_moment
 
 #: sysexits.h EX_TEMPFAIL: the host is busy with another scan; retrying later will work.
 EXIT_BUSY = 75
@@ -107,6 +108,14 @@ class Command(BaseCommand):
                 self.stdout.write(f"  warning: {w['resource_type']} {w['resource']}: {w['message']}")
         else:
             self.stderr.write(f"scan #{scan.pk} of {scan.host.name} {scan.state}: {scan.error}")
+
+
+def scan_results(scan: ScanRun) -> list[dict]:
+    """The scan's verdicts as --json lists them: after the exceptions and attestations in
+    force now (for the host's current scan; else when it finished), ordered by check, resource
+    type and resource, in the API's finding shape (posture.api.serializers.FindingSerializer)."""
+    rows = findings(scans=[scan], at=verdict_moment(scan), ordering=("check", "resource"))
+    return [dict(r) for r in FindingSerializer(rows.iterator(chunk_size=2000), many=True).data]
 
 
 def _dumps(doc: dict) -> str:

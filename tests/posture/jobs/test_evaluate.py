@@ -13,8 +13,8 @@ from django.db import connection
 import posture.jobs.evaluate as evaluate
 from posture.jobs.evaluate import evaluate_scan, store_result_set
 from posture.jobs.ingest import canonical_json, load_snapshot, sha256_hex
-from posture.jobs.rollup import scan_results
 from posture.models import CheckResult, DockerHost, ResultChunk, ResultSet, ResultSetChunk
+from posture.queries.verdicts import findings
 from scanners import registry
 from scanners.runner import run_checks
 from tests.posture.conftest import SNAPSHOT, stored_scan
@@ -50,9 +50,8 @@ def test_it_reads_back_exactly_the_verdicts_the_checks_gave(hosts):
     # Evaluation reads the stored evidence (JSON key order is the database's).
     expected = sorted((f.check_id, versions[f.check_id], f.resource_type, f.resource, str(f.status), f.detail,
                        f.evidence_kind, f.evidence_key) for f in run_checks(load_snapshot(scan)))
-    got = sorted((r["check"], versions[r["check"]], r["resource_type"], r["resource"], r["status"], r["detail"],
-                  (r["evidence"] or {}).get("kind", ""), (r["evidence"] or {}).get("key", ""))
-                 for r in scan_results(scan))
+    got = sorted((r.check_id, versions[r.check_id], r.resource_type, r.resource, r.verdict, r.detail,
+                  r.evidence_kind, r.evidence_key) for r in findings(scans=[scan]))
     assert got == expected
     assert sha256_hex(canonical_json(got)) == sha256_hex(canonical_json(expected))
     result_set = scan.evaluations.get().result_set

@@ -199,11 +199,11 @@ def test_it_applies_the_exceptions_in_force_when_each_days_scan_finished(host, o
     assert [rows[0].controls_fail - r.controls_fail for r in rows] == [0, 1, 0, 0]
     assert [rows[0].results_fail - r.results_fail for r in rows] == [0, 1, 0, 0]
     # Posture read at those moments agrees.
-    from posture.jobs.rollup import scan_results
+    from posture.queries.verdicts import findings
 
     def priv_at(scan):
-        return next(r["status"] for r in scan_results(scan, at=scan.finished_at)
-                    if (r["check"], r["resource_type"], r["resource"]) == PRIV)
+        return findings(scans=[scan], at=scan.finished_at, check=PRIV[0], resource_type=PRIV[1],
+                        resource=PRIV[2]).get().verdict
 
     assert [priv_at(s) for s in scans] == ["fail", "excepted", "fail", "fail"]
 

@@ -1,0 +1,250 @@
+"""Control rollups: each control of a framework, per host and fleet-wide, at any moment T.
+
+Definitions (the one place; ``DailyPosture`` rows and trends use the same functions):
+
+- **Results of a control**: the verdicts of every check supporting it, after the exceptions
+  and attestations in force at T (``posture.queries.verdicts``): an excepted failure counts
+  as ``excepted``, an attested manual check as ``pass``.
+- **Control status** (``control_status``): the worst status among its results, in the order
+  of ``posture.choices.ResultStatus`` (fail, error, not_assessed, manual, excepted, pass,
+  not_applicable). A control with no result behind it (no check supports it, or nothing it
+  applies to was seen) is ``not_assessed``: missing evidence is never a pass.
+- **Score** (``score``) = pass / (pass + fail) over controls: an excepted control is neither
+  (the failure is accepted, not fixed), and controls not assessed, manual or in error do not
+  count. None when nothing passed or failed.
+- **Coverage** (``coverage``) = assessed / applicable, where assessed = pass + fail +
+  excepted and applicable = every control but ``not_applicable``. Shown beside every score:
+  a score over few assessed controls says little.
+- **Fleet-wide**: a control's counts are summed over the hosts' current scans, its status is
+  the worst of those counts, and ``hosts`` says how many hosts have it in each status
+  (``hosts_failing`` = those where it fails). The fleet's score and coverage are over
+  (host, control) pairs, i.e. the sums of the per-host tallies, exactly what trends sum from
+  ``DailyPosture`` rows, so today's point of a trend equals this summary. A host with no
+  succeeded scan by T has no verdicts and is not counted (collection gaps are reported by
+  the history queries, never as passing).
+
+How it is computed, in a fixed number of small queries whatever the number of hosts:
+1. the current evaluations of the scans with their result sets' ``control_counts`` (counts
+   per control before exceptions, written at evaluation), only the frameworks asked for;
+2. failing results an exception in force at T matches, counted per (scan, check): only the
+   rows of checks that have such an exception are read;
+3. manual results an attestation in force at T satisfies, counted per (scan, check);
+4. the frameworks' controls (titles, supportable, order).
+Each (scan, check) adjustment moves counts of the check's controls (``check_controls``)
+from fail to excepted, or from manual to pass. Nothing re-aggregates every ``CheckResult``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+
+from django.db.models import Count, Exists, QuerySet
+from django.db.models.fields.json import KeyTransform
+from django.utils import timezone
+
+from posture.choices import ResultStatus
+from posture.jobs.evaluate import check_controls
+from posture.models import Control, DockerHost, Evaluation, ScanRun
+from posture.queries.scans import HostRef
+from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
+
+#: Worst first.
+STATUS_ORDER: tuple[str, ...] = ResultStatus.order()
+ASSESSED = ("pass", "fail", "excepted")
+Counts = dict[str, int]
+
+
+def control_status(counts: Mapping[str, int] | None) -> str:
+    """The worst status with a result; ``not_assessed`` when there is none."""
+    return next((s for s in STATUS_ORDER if counts and counts.get(s)), ResultStatus.NOT_ASSESSED.value)
+
+
+def score(tally: Mapping[str, int]) -> float | None:
+    """pass / (pass + fail) over a tally of controls per status; None with neither."""
+    decided = tally.get("pass", 0) + tally.get("fail", 0)
+    return tally.get("pass", 0) / decided if decided else None
+
+
+def coverage(tally: Mapping[str, int]) -> float | None:
+    """assessed (pass, fail, excepted) / applicable (all but not_applicable); None if none applies."""
+    applicable = sum(n for s, n in tally.items() if s != "not_applicable")
+    return sum(tally.get(s, 0) for s in ASSESSED) / applicable if applicable else None
+
+
+def adjust(counts: Mapping[str, Counts], framework: str, excepted: Mapping[str, int],
+           attested: Mapping[str, int]) -> dict[str, Counts]:
+    """Per-control counts before exceptions -> after: for each check, ``excepted[check]``
+    failures become ``excepted`` and ``attested[check]`` manual results ``pass`` in every
+    control of ``framework`` the check supports. Never below zero (a mapping changed since
+    the counts were written moves what there is)."""
+    out = {ref: dict(c) for ref, c in counts.items()}
+    mapping = check_controls()
+    for moves, src, dst in ((excepted, "fail", "excepted"), (attested, "manual", "pass")):
+        for check_id, n in moves.items():
+            for slug, ref in mapping.get(check_id, ()):
+                if slug != framework or ref not in out:
+                    continue
+                moved = min(n, out[ref].get(src, 0))
+                if moved:
+                    out[ref][src] -= moved
+                    out[ref][dst] = out[ref].get(dst, 0) + moved
+    return {ref: {s: n for s, n in c.items() if n} for ref, c in out.items()}
+
+
+@dataclass(frozen=True)
+class ControlRollup:
+    """One control of a framework, for one host or the fleet."""
+
+    framework: str
+    ref: str
+    control_id: int
+    title: str
+    section: str
+    assess: str
+    supportable: bool
+    status: str
+    counts: Counts  # results per status after exceptions/attestations (summed over hosts)
+    hosts: Counts = field(default_factory=dict)  # hosts per control status
+
+    @property
+    def hosts_failing(self) -> int:
+        return self.hosts.get("fail", 0)
+
+
+@dataclass(frozen=True)
+class FrameworkRollup:
+    """Every control of one framework at ``at``, with the summary beside it."""
+
+    framework: str
+    at: datetime
+    controls: list[ControlRollup]
+    hosts: int  # hosts with a current scan (or scans given) counted
+    tally: Counts  # controls per status (fleet-wide: their worst status over the fleet)
+    pair_tally: Counts  # (host, control) pairs per status: what score and coverage are over
+
+    @cached_property
+    def by_ref(self) -> dict[str, ControlRollup]:
+        return {row.ref: row for row in self.controls}
+
+    @property
+    def score(self) -> float | None:
+        return score(self.pair_tally)
+
+    @property
+    def coverage(self) -> float | None:
+        return coverage(self.pair_tally)
+
+    def summary(self) -> dict:
+        return {"framework": self.framework, "at": self.at, "hosts": self.hosts, "controls": dict(self.tally),
+                "host_controls": dict(self.pair_tally), "score": self.score, "coverage": self.coverage}
+
+
+@dataclass(frozen=True)
+class _Scan:
+    scan_id: int
+    host_id: int
+    counts: dict[str, dict[str, Counts]]  # framework -> ref -> status -> n
+
+
+def _scans(scan_ids, frameworks: Sequence[str]) -> list[_Scan]:
+    """Query 1: the scans' current evaluations and their control counts (only ``frameworks``)."""
+    evaluations = Evaluation.objects.filter(current=True, scan__in=scan_ids).order_by("scan_id")
+    if len(frameworks) == 1:
+        rows = evaluations.annotate(cc=KeyTransform(frameworks[0], "result_set__control_counts"))
+        return [_Scan(s, h, {frameworks[0]: cc or {}})
+                for s, h, cc in rows.values_list("scan_id", "scan__host_id", "cc")]
+    rows = evaluations.values_list("scan_id", "scan__host_id", "result_set__control_counts")
+    return [_Scan(s, h, {f: (cc or {}).get(f, {}) for f in frameworks}) for s, h, cc in rows]
+
+
+def _moves(scan_ids, at: datetime) -> tuple[dict[int, Counts], dict[int, Counts]]:
+    """Queries 2 and 3: per scan, check -> failures excepted / manual results attested at ``at``."""
+    excepted: dict[int, Counts] = defaultdict(dict)
+    attested: dict[int, Counts] = defaultdict(dict)
+    rows = results_of(scans=scan_ids)
+    for target, status, matching in ((excepted, "fail", exceptions_in_force(at)),
+                                     (attested, "manual", attestations_in_force(at))):
+        # Only checks something in force names: the rest of the results is never read.
+        checks = matching.model.objects.filter(matching.model.active_q(at)).values("check_id")
+        grouped = (rows.filter(status=status, check_id__in=checks).filter(Exists(matching))
+                   .values("scan_id", "check_id").annotate(n=Count("*")).order_by()
+                   .values_list("scan_id", "check_id", "n"))
+        for scan_id, check_id, n in grouped:
+            target[scan_id][check_id] = n
+    return excepted, attested
+
+
+def _controls(frameworks: Sequence[str]) -> dict[str, list[Control]]:
+    """Query 4: the frameworks' controls in document order."""
+    out: dict[str, list[Control]] = {f: [] for f in frameworks}
+    for c in (Control.objects.filter(framework__slug__in=frameworks)
+              .only("ref", "title", "section", "assess", "supportable", "sort_key", "framework__slug")
+              .select_related("framework").order_by("framework__slug", "sort_key")):
+        out[c.framework.slug].append(c)
+    return out
+
+
+def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
+    """(at, frameworks, controls, {scan id: (host id, {framework: {ref: counts after}})})."""
+    at = at or timezone.now()
+    frameworks = list(dict.fromkeys(frameworks))
+    ids = scan_ids(hosts, at, scans)
+    found = _scans(ids, frameworks)
+    excepted, attested = _moves([s.scan_id for s in found], at) if found else ({}, {})
+    controls = _controls(frameworks)
+    adjusted = {s.scan_id: (s.host_id, {f: adjust(s.counts.get(f, {}), f, excepted.get(s.scan_id, {}),
+                                                  attested.get(s.scan_id, {})) for f in frameworks})
+                for s in found}
+    return at, frameworks, controls, adjusted
+
+
+def _rollup(framework: str, at: datetime, controls: list[Control], per_host: Iterable[dict[str, Counts]]
+            ) -> FrameworkRollup:
+    per_host = list(per_host)
+    rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)
+    for c in controls:
+        summed: Counts = defaultdict(int)
+        hosts: Counts = defaultdict(int)
+        for counts in per_host:
+            mine = counts.get(c.ref, {})
+            for s, n in mine.items():
+                summed[s] += n
+            hosts[control_status(mine)] += 1
+            pair_tally[control_status(mine)] += 1
+        status = control_status(summed)
+        tally[status] += 1
+        rows.append(ControlRollup(framework, c.ref, c.pk, c.title, c.section, c.assess, c.supportable, status,
+                                  {s: summed[s] for s in STATUS_ORDER if summed.get(s)},
+                                  {s: hosts[s] for s in STATUS_ORDER if hosts.get(s)}))
+    return FrameworkRollup(framework, at, rows, len(per_host), dict(tally), dict(pair_tally))
+
+
+def rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
+            at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+            ) -> dict[str, FrameworkRollup]:
+    """Fleet-wide rollups (framework slug -> rollup) of ``hosts`` (default: every unarchived
+    host) in their current scans at ``at`` (default now), or of the given ``scans``, with the
+    exceptions and attestations in force at ``at``. Four queries, whatever the hosts."""
+    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
+    return {f: _rollup(f, at, controls[f], (a[f] for _, a in adjusted.values())) for f in frameworks}
+
+
+def host_rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
+                 at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+                 ) -> dict[int, dict[str, FrameworkRollup]]:
+    """Per host: host id -> framework slug -> rollup (the same four queries as ``rollups``).
+    Hosts without a current scan at ``at`` are absent; give ``scans`` of distinct hosts."""
+    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
+    return {host_id: {f: _rollup(f, at, controls[f], [a[f]]) for f in frameworks}
+            for host_id, a in adjusted.values()}
+
+
+def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
+           at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+           ) -> FrameworkRollup:
+    """One framework's rollup (``rollups`` for a single framework)."""
+    return rollups([framework], hosts, at, scans=scans)[framework]
+

@@ -1,0 +1,283 @@
+"""Verdicts as read: every check x resource of a set of scans, with the exceptions and
+attestations in force at a moment applied **in the database**.
+
+``findings(hosts=..., at=T)`` reads the current scan of each host at T
+(``posture.queries.scans.current_scans``); ``findings(scans=[...], at=T)`` reads given scans
+(a scan page, ``scan --json``). Either way the answer is one lazy ``QuerySet`` of
+``CheckResult`` rows, one per (scan, result), annotated in SQL with:
+
+- ``scan_id``, ``host_id``, ``host_name``, ``scanned_at`` (the scan's finish);
+- ``verdict``: the status after exceptions and attestations in force at T. A stored ``fail``
+  reads ``excepted`` when an exception in force matches (check, host or every host, resource
+  name ``~ resource_regex``: exactly ``ControlException.matches``); a stored ``manual`` reads
+  ``pass`` while an attestation of the check (for the host or every host) is valid.
+  ``status`` stays the stored verdict;
+- ``exception_id`` / ``attestation_id``: which one applied (the lowest id when several do);
+- ``severity``, ``severity_rank``, ``title`` from the catalog (a retired check keeps its rows,
+  with no severity: an outer join, never an inner one that would drop them);
+- ``failing_since`` (stored ``fail`` only): ``opened_at`` of the failure window in force when
+  the scan finished: the open one (through its partial unique index) or, for a scan read after
+  the window closed, the window that was open then.
+
+Nothing is loaded into Python: filters (``filter_findings``, also behind
+``posture.filtersets.FindingFilterSet``), ordering and pagination run in SQL, so a page costs
+a COUNT and a LIMIT/OFFSET query whatever the number of hosts or results.
+
+Filters on the catalog (framework, control, severity) are ``check_id IN (subquery)``, not
+joins through ``Check.controls``: a check supporting two controls of a framework must not
+list its rows twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    Count,
+    DateTimeField,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models.functions import MD5, Coalesce
+from django.db.models.lookups import Regex
+from django.db.models.sql.constants import INNER
+from django.utils import timezone
+
+from posture.choices import ResultStatus
+from posture.models import Attestation, Check, CheckResult, ControlException, DockerHost, FailureWindow, ScanRun
+from posture.queries.scans import HostRef, current_scan, current_scans
+
+#: The path from a result to the evaluations that hold it (result -> chunk -> set -> evaluation).
+_EVAL = "chunk__memberships__result_set__evaluations"
+
+#: Worst first (posture.choices.ResultStatus); ``status_rank`` 0 is the worst.
+STATUS_ORDER: tuple[str, ...] = ResultStatus.order()
+_RANK = {s: i for i, s in enumerate(STATUS_ORDER)}
+#: The catalog's severities, worst first (scanners.checks.base.Severity).
+SEVERITY_ORDER: tuple[str, ...] = ("critical", "high", "medium", "low", "info")
+RESOURCE_TYPES: tuple[str, ...] = ("daemon", "host", "image", "container")
+
+#: ``ordering`` names -> SQL columns (ascending: worst status and severity first).
+ORDERINGS: dict[str, tuple[str, ...]] = {
+    "status": ("status_rank",),
+    "severity": ("severity_rank",),
+    "host": ("host_name",),
+    "resource": ("resource_type", "resource"),
+    "check": ("check_id",),
+    "failing_since": ("failing_since",),
+}
+DEFAULT_ORDERING: tuple[str, ...] = ("status", "severity", "check", "host", "resource")
+#: Appended to every ordering: (scan, result) is unique, so pages never overlap or skip.
+TIEBREAK: tuple[str, ...] = ("host_name", "check_id", "resource_type", "resource", "scan_id", "id")
+
+
+def scan_ids(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None,
+             scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None) -> QuerySet[ScanRun] | list[int]:
+    """The scans read: ``scans`` when given, else the current scan at ``at`` of ``hosts``
+    (default: every unarchived host), as ids or a subquery of them."""
+    if scans is not None:
+        if isinstance(scans, QuerySet):
+            return scans.values("pk")
+        return [s.pk if isinstance(s, ScanRun) else int(s) for s in scans]
+    if hosts is None:
+        hosts = DockerHost.objects.filter(archived_at__isnull=True)
+    return current_scans(hosts, at).values("pk")
+
+
+def results_of(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: datetime | None = None,
+               scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None) -> QuerySet[CheckResult]:
+    """The stored results of the scans (given, or current at ``at``; hosts default to the
+    unarchived ones), one row per (scan, result) through each scan's current evaluation,
+    annotated with the scan and its host; no exception applied yet."""
+    return (CheckResult.objects.filter(**{f"{_EVAL}__current": True,
+                                          f"{_EVAL}__scan__in": scan_ids(hosts, at, scans)})
+            .annotate(scan_id=F(f"{_EVAL}__scan_id"), host_id=F(f"{_EVAL}__scan__host_id"),
+                      host_name=F(f"{_EVAL}__scan__host__name"), scanned_at=F(f"{_EVAL}__scan__finished_at")))
+
+
+def exceptions_in_force(at: datetime) -> QuerySet[ControlException]:
+    """Exceptions matching the outer result row (needs ``check_id``, ``host_id``, ``resource``)
+    in force at ``at``: the SQL form of ``ControlException.in_force`` and ``.matches``."""
+    return (ControlException.objects.filter(ControlException.active_q(at), check_id=OuterRef("check_id"))
+            .filter(Q(host__isnull=True) | Q(host_id=OuterRef("host_id")))
+            .filter(Regex(OuterRef("resource"), F("resource_regex")))
+            .order_by("pk"))
+
+
+def attestations_in_force(at: datetime) -> QuerySet[Attestation]:
+    """Attestations of the outer row's check, for its host or every host, valid at ``at``."""
+    return (Attestation.objects.filter(Attestation.active_q(at), check_id=OuterRef("check_id"))
+            .filter(Q(host__isnull=True) | Q(host_id=OuterRef("host_id")))
+            .order_by("pk"))
+
+
+def _window_since() -> Coalesce:
+    """opened_at of the failure window in force when the outer row's scan finished."""
+    same = {"host_id": OuterRef("host_id"), "check_id": OuterRef("check_id"),
+            "resource_type": OuterRef("resource_type"), "opened_at__lte": OuterRef("scanned_at")}
+    # The open window, found through the partial unique index on (host, check, type, md5(resource)).
+    open_window = (FailureWindow.objects.alias(resource_md5=MD5("resource"))
+                   .filter(closed_scan__isnull=True, resource_md5=MD5(OuterRef("resource")),
+                           resource=OuterRef("resource"), **same).values("opened_at")[:1])
+    closed_later = (FailureWindow.objects.filter(resource=OuterRef("resource"), closed_at__gt=OuterRef("scanned_at"),
+                                                 **same).order_by("-opened_at").values("opened_at")[:1])
+    return Coalesce(Subquery(open_window), Subquery(closed_later), output_field=DateTimeField())
+
+
+def _rank(field: str, order: Sequence[str]) -> Case:
+    return Case(*[When(**{field: value}, then=Value(i)) for i, value in enumerate(order)],
+                default=Value(len(order)), output_field=IntegerField())
+
+
+def _outer_join_catalog(qs: QuerySet[CheckResult]) -> QuerySet[CheckResult]:
+    """Make the join to the catalog's Check a LEFT JOIN: ``catalog_check`` is a non-null
+    relation without a constraint, which Django joins INNER, and a check retired from the
+    catalog would take its findings out of every list."""
+    query = qs.query
+    for alias, join in list(query.alias_map.items()):
+        if getattr(join, "table_name", None) == Check._meta.db_table and join.join_type == INNER:
+            query.alias_map[alias] = join.promote()
+    return qs
+
+
+def findings(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: datetime | None = None, *,
+             scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None,
+             ordering: Sequence[str] | None = None, **filters: Any) -> QuerySet[CheckResult]:
+    """The verdicts of ``hosts`` (default: every unarchived host) in their current scans at
+    ``at`` (default now), or of the given ``scans``, after the exceptions and attestations in
+    force at ``at``; filtered by ``filters`` (see ``filter_findings``) and ordered by
+    ``ordering`` (names of ``ORDERINGS``, ``-`` for descending; default ``DEFAULT_ORDERING``),
+    always with a stable tiebreak. One lazy query."""
+    at = at or timezone.now()
+    qs = results_of(hosts, at, scans)
+    qs = qs.annotate(
+        exception_id=Case(When(status="fail", then=Subquery(exceptions_in_force(at).values("pk")[:1])),
+                          default=None, output_field=BigIntegerField()),
+        attestation_id=Case(When(status="manual", then=Subquery(attestations_in_force(at).values("pk")[:1])),
+                            default=None, output_field=BigIntegerField()),
+    ).annotate(
+        # Written over the stored status and the two ids (never over ``verdict`` itself), so
+        # each subquery runs at most once per expression and filters can use the status index.
+        verdict=Case(When(exception_id__isnull=False, then=Value(ResultStatus.EXCEPTED.value)),
+                     When(attestation_id__isnull=False, then=Value(ResultStatus.PASS.value)),
+                     default=F("status"), output_field=CharField()),
+        status_rank=Case(
+            When(status="fail", then=Case(When(exception_id__isnull=True, then=Value(_RANK["fail"])),
+                                          default=Value(_RANK["excepted"]))),
+            When(status="manual", then=Case(When(attestation_id__isnull=True, then=Value(_RANK["manual"])),
+                                            default=Value(_RANK["pass"]))),
+            *[When(status=s, then=Value(i)) for s, i in _RANK.items() if s not in ("fail", "manual", "excepted")],
+            default=Value(len(STATUS_ORDER)), output_field=IntegerField()),
+        severity=F("catalog_check__severity"),
+        title=F("catalog_check__title"),
+        failing_since=Case(When(status="fail", then=_window_since()), default=None, output_field=DateTimeField()),
+    ).annotate(
+        severity_rank=_rank("severity", SEVERITY_ORDER),
+    )
+    qs = _outer_join_catalog(qs)
+    return order_findings(filter_findings(qs, **filters), ordering)
+
+
+def order_findings(qs: QuerySet[CheckResult], ordering: Sequence[str] | None = None) -> QuerySet[CheckResult]:
+    """Order by ``ordering`` names (``-name`` descending; unknown names raise ValueError),
+    then by the stable tiebreak. Failing since sorts its empty values last either way."""
+    fields: list[Any] = []
+    for name in ordering or DEFAULT_ORDERING:
+        descending = name.startswith("-")
+        key = name.lstrip("-")
+        if key not in ORDERINGS:
+            raise ValueError(f"unknown ordering {name!r}; valid: {', '.join(ORDERINGS)}")
+        for column in ORDERINGS[key]:
+            fields.append(F(column).desc(nulls_last=True) if descending else F(column).asc(nulls_last=True))
+    return qs.order_by(*fields, *TIEBREAK)
+
+
+def host_q(value: str, *, name: str = "host_name", id: str = "host_id") -> Q:
+    """A host given by name, or by id when it is all digits (names may be digits too); the
+    columns default to the findings' annotations (``name="name", id="pk"`` for hosts)."""
+    q = Q(**{name: value})
+    return q | Q(**{id: int(value)}) if value.isdigit() and len(value) < 19 else q
+
+
+def filter_findings(qs: QuerySet[CheckResult], *, framework: str | None = None, control: str | None = None,
+                    host: str | None = None, resource_type: Sequence[str] | str | None = None,
+                    resource: str | None = None, resource_contains: str | None = None,
+                    check: str | None = None, status: Sequence[str] | str | None = None,
+                    severity: Sequence[str] | str | None = None,
+                    new_since: datetime | None = None) -> QuerySet[CheckResult]:
+    """Narrow a ``findings`` queryset, every test in SQL. ``control`` is a ref within
+    ``framework`` (required with it); ``status`` is the verdict after exceptions; ``new_since``
+    keeps failures whose window opened at or after the moment. Lists mean "any of"."""
+    if control and not framework:
+        raise ValueError("a control is a ref within a framework: give the framework too")
+    if framework:
+        controls = {"controls__framework__slug": framework}
+        if control:
+            controls["controls__ref"] = control
+        qs = qs.filter(check_id__in=Check.objects.filter(**controls).values("id"))
+    if host:
+        qs = qs.filter(host_q(host))
+    if resource_type:
+        qs = qs.filter(resource_type__in=_listed(resource_type))
+    if resource is not None and resource != "":
+        qs = qs.filter(resource=resource)
+    if resource_contains:
+        qs = qs.filter(resource__icontains=resource_contains)
+    if check:
+        qs = qs.filter(check_id=check)
+    if status:
+        qs = qs.filter(verdict_q(_listed(status)))
+    if severity:
+        qs = qs.filter(check_id__in=Check.objects.filter(severity__in=_listed(severity)).values("id"))
+    if new_since is not None:
+        qs = qs.filter(failing_since__gte=new_since)
+    return qs
+
+
+def verdict_q(statuses: Iterable[str]) -> Q:
+    """Rows whose verdict is one of ``statuses``, written over the stored status (indexed)
+    and the exception/attestation ids, so only candidate rows run the subqueries."""
+    q = Q(pk__in=[])
+    for s in statuses:
+        if s == ResultStatus.FAIL:
+            q |= Q(status="fail", exception_id__isnull=True)
+        elif s == ResultStatus.EXCEPTED:
+            q |= Q(status="fail", exception_id__isnull=False)
+        elif s == ResultStatus.MANUAL:
+            q |= Q(status="manual", attestation_id__isnull=True)
+        elif s == ResultStatus.PASS:
+            q |= Q(status="pass") | Q(status="manual", attestation_id__isnull=False)
+        else:
+            q |= Q(status=s)
+    return q
+
+
+def _listed(value: Sequence[str] | str) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def verdict_moment(scan: ScanRun) -> datetime:
+    """The moment a scan's verdicts are read at by default: now for the host's current scan,
+    else when it finished (the exceptions and attestations in force in its time, as the daily
+    posture recorded them). One query."""
+    if scan.finished_at is None:
+        return timezone.now()
+    current = current_scan(scan.host_id)
+    return timezone.now() if current is None or current.pk == scan.pk else scan.finished_at
+
+
+def verdict_counts(qs: QuerySet[CheckResult]) -> dict[str, int]:
+    """Rows per verdict (after exceptions) of a findings queryset, worst first: one GROUP BY
+    query, so a page's counts agree with its table."""
+    rows = dict(qs.order_by().values_list("verdict").annotate(n=Count("*")).values_list("verdict", "n"))
+    return {s: rows[s] for s in STATUS_ORDER if rows.get(s)}
