@@ -175,18 +175,18 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         return response
 
 
-def _valid(filterset):
-    """The filterset, validated: its form errors as the API's 400 (fields by parameter)."""
-    if not filterset.is_valid():
-        raise translate_validation(filterset.errors)
-    return filterset
-
-
     @DIFF_SCHEMA
     @action(detail=True, methods=["get"], serializer_class=ScanDiffSerializer)
     def diff(self, request, pk=None):
         """What changed since ``?against=`` (default: the host's previous succeeded scan)."""
         return Response(ScanDiffSerializer(diff_for_request(request, self.get_object())).data)
+
+
+def _valid(filterset):
+    """The filterset, validated: its form errors as the API's 400 (fields by parameter)."""
+    if not filterset.is_valid():
+        raise translate_validation(filterset.errors)
+    return filterset
 
 
 def _parse_at(request) -> datetime | None:

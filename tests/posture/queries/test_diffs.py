@@ -16,10 +16,10 @@ import posture.queries.diffs as diffs
 from posture.choices import ScanState
 from posture.jobs import exceptions as workflow
 from posture.jobs.evaluate import evaluate_scan
-from posture.jobs.rollup import scan_results
 from posture.models import DockerHost, ResultChunk, ResultSetChunk, ScanRun
 from posture.queries.diffs import DiffError, diff_scans, flip_kind
 from posture.queries.jsondiff import FieldChange, changes
+from posture.queries.verdicts import findings
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
@@ -89,7 +89,8 @@ def pair(host) -> tuple[ScanRun, ScanRun]:
 
 
 def statuses(scan: ScanRun) -> dict[tuple[str, str, str], str]:
-    return {(r["check"], r["resource_type"], r["resource"]): r["status"] for r in scan_results(scan, scan.finished_at)}
+    rows = findings(scans=[scan], at=scan.finished_at).values_list("check_id", "resource_type", "resource", "verdict")
+    return {(check, rtype, resource): verdict for check, rtype, resource, verdict in rows}
 
 
 def test_it_lists_containers_and_images_added_and_removed(pair):
