@@ -70,7 +70,7 @@
       const message = document.querySelector("[data-scan-message]");
       button.disabled = true;
       try {
-        const response = await fetch(scanForm.action, {
+        const response = await fetch(scanForm.getAttribute("action"), {
           method: "POST", body: new FormData(scanForm), headers: JSON_HEADERS, credentials: "same-origin",
         });
         const body = await response.json().catch(() => ({}));
@@ -143,7 +143,7 @@
       submitter.disabled = true;
       if (testState) testState.textContent = "Testing…";
       try {
-        const response = await fetch(hostForm.action || window.location.href, {
+        const response = await fetch(hostForm.getAttribute("action") || window.location.href, {
           method: "POST", body: data, headers: JSON_HEADERS, credentials: "same-origin",
         });
         const body = await response.json();
