@@ -107,3 +107,26 @@ def test_it_loads_the_vendored_chart_library_under_the_csp(watched, fleet):
     assert drawn == {"version": "function", "canvas": 1, "width": 320}
     page.wait_for_timeout(200)
     assert violations(page) == []
+
+
+XSS = '<img src=x onerror="alert(\'pwned\')">'
+
+
+def test_it_follows_a_scan_live_and_keeps_hostile_strings_as_text(page, fleet):
+    """The live panel puts the host's strings (log lines, errors) in the page as text only."""
+    host, _ = fleet
+    scan = ScanRun.objects.create(host=host, state=ScanState.RUNNING, started_at=timezone.now(),
+                                  log=["connecting", "container " + XSS])
+    login(page, "ada", "admin-pass-1")
+    page.goto(f"/hosts/{host.pk}/")
+    panel = page.locator("#scan-progress")
+    assert panel.get_attribute("data-state") == "running"
+    page.evaluate("window.__samePage = true")
+    ScanRun.objects.filter(pk=scan.pk).update(state=ScanState.FAILED, finished_at=timezone.now(),
+                                              error="lost: " + XSS, log=["connecting", "container " + XSS, "failed " + XSS])
+    panel.locator("[data-field=done]").wait_for(state="visible", timeout=15000)
+    assert panel.locator("[data-field=state]").inner_text() == "Failed"
+    assert panel.locator("[data-field=error]").inner_text() == "lost: " + XSS
+    assert panel.locator("[data-field=log]").inner_text().endswith("failed " + XSS)
+    assert page.locator("img[src=x]").count() == 0 and page.dialogs == []
+    assert page.evaluate("window.__samePage === true")

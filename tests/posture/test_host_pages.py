@@ -104,7 +104,10 @@ def test_it_refuses_an_auditors_posts_and_changes_nothing(client, auditor, host,
 
 def test_it_shows_no_write_buttons_to_an_auditor(client, auditor, host):
     login(client, auditor)
-    for body in (client.get("/hosts/").content.decode(), client.get(f"/hosts/{host.pk}/").content.decode()):
+    pages = [client.get("/hosts/"), client.get(f"/hosts/{host.pk}/")]
+    assert [p.status_code for p in pages] == [200, 200]
+    for body in (p.content.decode() for p in pages):
+        assert "web-1" in body
         assert ">Add host<" not in body and ">Scan now<" not in body and ">Archive<" not in body
         assert f"/hosts/{host.pk}/edit/" not in body and "<form method=\"post\" action=\"/hosts/" not in body
 
@@ -129,7 +132,9 @@ def test_it_refuses_a_post_without_a_csrf_token(operator, host, path):
 def test_it_puts_a_csrf_token_in_every_form(client, operator, host):
     login(client, operator)
     for path in ("/hosts/new/", f"/hosts/{host.pk}/edit/", f"/hosts/{host.pk}/"):
-        body = client.get(path).content.decode()
+        response = client.get(path)
+        body = response.content.decode()
+        assert response.status_code == 200 and 'method="post"' in body, path
         assert body.count('method="post"') == body.count('name="csrfmiddlewaretoken"'), path
 
 
@@ -153,7 +158,8 @@ def test_it_lists_hosts_with_state_latest_scan_next_scan_overdue_and_last_failur
 def test_it_does_not_flag_a_recently_scanned_host_as_overdue(client, auditor, host):
     stored_scan(host, SNAPSHOT)
     login(client, auditor)
-    assert "state-overdue" not in client.get("/hosts/").content.decode()
+    body = client.get("/hosts/").content.decode()
+    assert "web-1" in body and "state-enabled" in body and "state-overdue" not in body
 
 
 def test_it_hides_archived_hosts_unless_asked(client, auditor, host):
@@ -278,6 +284,7 @@ def test_it_does_not_report_another_hosts_scan(client, auditor, host):
     other = DockerHost.objects.create(name="other", url="unix:///y.sock")
     scan = ScanRun.objects.create(host=other)
     login(client, auditor)
+    assert client.get(f"/hosts/{other.pk}/scan-status/?scan={scan.pk}").status_code == 200
     assert client.get(f"/hosts/{host.pk}/scan-status/?scan={scan.pk}").status_code == 404
 
 
