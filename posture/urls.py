@@ -2,24 +2,17 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from posture import host_views, token_views, views
+from posture import token_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("hosts/", host_views.hosts_page, name="hosts-page"),
-    path("hosts/new/", host_views.host_add_page, name="host-add-page"),
-    path("hosts/<int:pk>/", host_views.host_page, name="host-page"),
-    path("hosts/<int:pk>/edit/", host_views.host_edit_page, name="host-edit-page"),
-    path("hosts/<int:pk>/archive/", host_views.archive_page, name="host-archive-page"),
-    path("hosts/<int:pk>/unarchive/", host_views.unarchive_page, name="host-unarchive-page"),
-    path("hosts/<int:pk>/scan/", host_views.scan_now, name="host-scan-page"),
-    path("hosts/<int:pk>/scan-status/", host_views.scan_status, name="host-scan-status"),
     path("scans/<int:pk>/", views.scan_detail, name="scan-page"),
     path("audit/", views.audit, name="audit-page"),
     path("attestations/", views.attestations, name="attestations-page"),
     path("attestations/<int:pk>/file/", views.attestation_file, name="attestation-file-page"),
     path("tokens/", token_views.tokens_page, name="tokens-page"),
     path("tokens/<int:pk>/revoke/", token_views.revoke_token_page, name="token-revoke-page"),
+    path("hosts/", include("posture.host_urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
