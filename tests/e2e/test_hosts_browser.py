@@ -54,6 +54,13 @@ def test_it_adds_a_host_tests_it_scans_it_live_and_opens_the_scan(watched, live_
     assert page.locator("h1").inner_text() == "Hosts"
     shoot(page, "hosts-empty")
     page.get_by_role("link", name="Add host").click()
+    page.fill("#id_name", "lab 1")  # a space: save_host refuses it, and nothing is saved
+    page.fill("#id_url", dockerd.url)
+    page.get_by_role("button", name="Add host").click()
+    page.wait_for_load_state()
+    assert "a host name is 1 to 100 characters" in page.locator("#id_name-errors").inner_text()
+    assert page.input_value("#id_url") == dockerd.url and not DockerHost.objects.exists()
+    shoot(page, "host-form-errors")
     page.fill("#id_name", "lab-1")
     page.fill("#id_url", dockerd.url)
     page.fill("#id_scan_interval_minutes", "60")
