@@ -13,6 +13,7 @@ urlpatterns = [
     path("attestations/<int:pk>/file/", views.attestation_file, name="attestation-file-page"),
     path("tokens/", token_views.tokens_page, name="tokens-page"),
     path("tokens/<int:pk>/revoke/", token_views.revoke_token_page, name="token-revoke-page"),
+    path("hosts/", include("posture.host_urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

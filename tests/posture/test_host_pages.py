@@ -1,0 +1,418 @@
+"""The host pages: every page x role, the form through save_host (bad input saves nothing),
+archive/unarchive, "Scan now" and its JSON status, CSRF on every form, hostile strings escaped."""
+
+from __future__ import annotations
+
+import copy
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.utils import timezone
+from django.utils.html import escape
+
+from posture.choices import ScanState, Trigger
+from posture.jobs.hosts import save_host
+from posture.models import AuditEvent, DockerHost, ScanRun
+from posture.models.hosts import INTERVAL_RULE, NAME_RULE
+from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.support.certs import make_bundle
+
+pytestmark = pytest.mark.django_db
+HOSTILE = '<script>alert("x")</script>'
+ESCAPED = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"
+JSON = {"HTTP_ACCEPT": "application/json"}
+
+
+@pytest.fixture
+def host() -> DockerHost:
+    return DockerHost.objects.create(name="web-1", url="unix:///var/run/docker.sock", scan_interval_minutes=60)
+
+
+def login(client: Client, user: User | None) -> Client:
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+def form_data(**overrides) -> dict:
+    return {"name": "web-2", "url": "unix:///var/run/docker.sock", "scan_interval_minutes": "60",
+            "enabled": "on", "action": "save", **overrides}
+
+
+# --- page x role ------------------------------------------------------------------------------
+
+READ_PAGES = ["/hosts/", "/hosts/{pk}/", "/hosts/{pk}/scan-status/"]
+WRITE_PAGES = ["/hosts/new/", "/hosts/{pk}/edit/"]
+POSTS = ["/hosts/new/", "/hosts/{pk}/edit/", "/hosts/{pk}/archive/", "/hosts/{pk}/unarchive/", "/hosts/{pk}/scan/"]
+
+
+@pytest.mark.parametrize("path", READ_PAGES + WRITE_PAGES)
+def test_it_sends_anonymous_visitors_to_the_login_page(client, host, path):
+    response = client.get(path.format(pk=host.pk))
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_it_sends_anonymous_posts_to_the_login_page_and_changes_nothing(client, host, path):
+    response = client.post(path.format(pk=host.pk), form_data())
+    assert response.status_code == 302 and response["Location"].startswith("/login/")
+    assert DockerHost.objects.count() == 1 and not ScanRun.objects.exists() and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("path", READ_PAGES + WRITE_PAGES + POSTS)
+def test_it_refuses_accounts_without_a_role(client, outsider, host, path):
+    login(client, outsider)
+    url = path.format(pk=host.pk)
+    response = client.post(url, form_data()) if path in POSTS and path not in WRITE_PAGES else client.get(url)
+    assert response.status_code == 403
+    assert "no posture role" in response.content.decode()
+
+
+@pytest.mark.parametrize("role", ["auditor", "operator", "admin"])
+@pytest.mark.parametrize("path", READ_PAGES)
+def test_it_lets_every_role_read(client, personas, host, role, path):
+    login(client, personas[role])
+    assert client.get(path.format(pk=host.pk)).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["operator", "admin"])
+@pytest.mark.parametrize("path", WRITE_PAGES)
+def test_it_lets_operators_and_admins_open_the_forms(client, personas, host, role, path):
+    login(client, personas[role])
+    assert client.get(path.format(pk=host.pk)).status_code == 200
+
+
+@pytest.mark.parametrize("path", WRITE_PAGES)
+def test_it_refuses_the_forms_to_an_auditor(client, auditor, host, path):
+    login(client, auditor)
+    response = client.get(path.format(pk=host.pk))
+    assert response.status_code == 403
+    assert "the auditor role is read-only: changing hosts needs the operator or admin role" in response.content.decode()
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_it_refuses_an_auditors_posts_and_changes_nothing(client, auditor, host, path):
+    login(client, auditor)
+    before = DockerHost.objects.values().get(pk=host.pk)
+    assert client.post(path.format(pk=host.pk), form_data(name="web-1")).status_code == 403
+    assert DockerHost.objects.values().get(pk=host.pk) == before and DockerHost.objects.count() == 1
+    assert not ScanRun.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_it_shows_no_write_buttons_to_an_auditor(client, auditor, host):
+    login(client, auditor)
+    pages = [client.get("/hosts/"), client.get(f"/hosts/{host.pk}/")]
+    assert [p.status_code for p in pages] == [200, 200]
+    for body in (p.content.decode() for p in pages):
+        assert "web-1" in body
+        assert ">Add host<" not in body and ">Scan now<" not in body and ">Archive<" not in body
+        assert f"/hosts/{host.pk}/edit/" not in body and "<form method=\"post\" action=\"/hosts/" not in body
+
+
+@pytest.mark.parametrize("role", ["operator", "admin"])
+def test_it_shows_the_write_buttons_to_operators_and_admins(client, personas, host, role):
+    login(client, personas[role])
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert ">Scan now<" in body and ">Archive<" in body and f"/hosts/{host.pk}/edit/" in body
+    assert ">Add host<" in client.get("/hosts/").content.decode()
+
+
+@pytest.mark.parametrize("path", POSTS)
+def test_it_refuses_a_post_without_a_csrf_token(operator, host, path):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(operator)
+    response = client.post(path.format(pk=host.pk), form_data())
+    assert response.status_code == 403 and "CSRF" in response.content.decode()
+    assert DockerHost.objects.count() == 1 and not ScanRun.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_it_puts_a_csrf_token_in_every_form(client, operator, host):
+    login(client, operator)
+    for path in ("/hosts/new/", f"/hosts/{host.pk}/edit/", f"/hosts/{host.pk}/"):
+        response = client.get(path)
+        body = response.content.decode()
+        assert response.status_code == 200 and 'method="post"' in body, path
+        assert body.count('method="post"') == body.count('name="csrfmiddlewaretoken"'), path
+
+
+# --- the list ---------------------------------------------------------------------------------
+
+def test_it_lists_hosts_with_state_latest_scan_next_scan_overdue_and_last_failure(client, auditor, host):
+    now = timezone.now()
+    ok = stored_scan(host, SNAPSHOT, counts={"images": 4, "containers": 8})
+    ScanRun.objects.filter(pk=ok.pk).update(finished_at=now - timedelta(hours=3))  # interval 60 min: overdue
+    failed = ScanRun.objects.create(host=host, state=ScanState.FAILED, finished_at=now,
+                                    error="connection refused at unix:///var/run/docker.sock")
+    DockerHost.objects.create(name="off-1", url="unix:///x.sock", enabled=False)
+    login(client, auditor)
+    rows = client.get("/hosts/").content.decode().split("<tbody>")[1].split("</tr>")
+    off, web = rows[0], rows[1]  # by name
+    assert "web-1" in web and f"#{failed.pk}" in web and "state-failed" in web and "connection refused" in web
+    assert "state-overdue" in web and "4 images, 8 containers" in web
+    assert "off-1" in off and "state-disabled" in off and "not scheduled" in off and "state-overdue" not in off
+
+
+def test_it_does_not_flag_a_recently_scanned_host_as_overdue(client, auditor, host):
+    stored_scan(host, SNAPSHOT)
+    login(client, auditor)
+    body = client.get("/hosts/").content.decode()
+    assert "web-1" in body and "state-enabled" in body and "state-overdue" not in body
+
+
+def test_it_hides_archived_hosts_unless_asked(client, auditor, host):
+    archived = DockerHost.objects.create(name="old-1", url="unix:///x.sock", enabled=False, archived_at=timezone.now())
+    login(client, auditor)
+    assert archived.name not in client.get("/hosts/").content.decode()
+    body = client.get("/hosts/?archived=true").content.decode()
+    assert archived.name in body and "state-archived" in body and host.name not in body
+
+
+def test_it_answers_a_bad_filter_value_with_a_400_naming_the_choices(client, auditor, host):
+    login(client, auditor)
+    response = client.get("/hosts/?archived=maybe")
+    assert response.status_code == 400 and "archived must be one of false, true, all" in response.content.decode()
+
+
+def test_it_lists_hosts_in_a_bounded_number_of_queries(client, auditor, django_assert_max_num_queries):
+    for i in range(12):
+        h = DockerHost.objects.create(name=f"h{i}", url="unix:///x.sock")
+        stored_scan(h, SNAPSHOT)
+        ScanRun.objects.create(host=h, state=ScanState.FAILED, finished_at=timezone.now(), error="x")
+    login(client, auditor)
+    with django_assert_max_num_queries(8):  # session, user, groups (roles), count, hosts, scans
+        assert client.get("/hosts/").status_code == 200
+
+
+def test_it_escapes_hostile_strings_on_the_host_pages(client, auditor):
+    host = DockerHost.objects.create(name="evil-1", url="unix:///x.sock")
+    snap = copy.deepcopy(SNAPSHOT)
+    snap["daemon"]["info"]["OperatingSystem"] = HOSTILE
+    snap["daemon"]["info"]["SecurityOptions"] = [f"name={HOSTILE}"]
+    snap["daemon"]["version"]["Version"] = HOSTILE
+    stored_scan(host, snap)
+    ScanRun.objects.create(host=host, state=ScanState.FAILED, finished_at=timezone.now(), error=HOSTILE,
+                           log=[HOSTILE])
+    login(client, auditor)
+    for url in ("/hosts/", f"/hosts/{host.pk}/"):
+        body = client.get(url).content.decode()
+        assert HOSTILE not in body, url
+        assert ESCAPED in body, url
+
+
+# --- detail -----------------------------------------------------------------------------------
+
+def test_it_shows_the_daemon_facts_of_the_current_scan(client, auditor, host):
+    stored_scan(host, SNAPSHOT)
+    info, version = SNAPSHOT["daemon"]["info"], SNAPSHOT["daemon"]["version"]
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert version["Version"] in body and info["OperatingSystem"] in body and info["Driver"] in body
+    assert all(o in body for o in info["SecurityOptions"])
+    assert f"<dd>{info['Images']}</dd>" in body
+
+
+def test_it_pages_the_scan_history(client, auditor, host):
+    ScanRun.objects.bulk_create([ScanRun(host=host, state=ScanState.FAILED, error=f"failure {i}") for i in range(25)])
+    login(client, auditor)
+    first = client.get(f"/hosts/{host.pk}/").content.decode()
+    second = client.get(f"/hosts/{host.pk}/?page=2").content.decode()
+    assert "failure 24" in first and "failure 0" not in first and "page 1 of 2 (25 in all)" in first
+    assert "failure 0" in second and "failure 24" not in second
+
+
+def test_it_answers_404_for_a_host_that_does_not_exist(client, auditor):
+    login(client, auditor)
+    response = client.get("/hosts/999999/")
+    assert response.status_code == 404 and "Page not found" in response.content.decode()
+
+
+# --- scan now and its status ------------------------------------------------------------------
+
+def test_it_queues_a_scan_with_a_form_post_and_follows_it(client, operator, host):
+    login(client, operator)
+    response = client.post(f"/hosts/{host.pk}/scan/")
+    scan = ScanRun.objects.get(host=host)
+    assert response.status_code == 302 and response["Location"] == f"/hosts/{host.pk}/?scan={scan.pk}#scan-progress"
+    assert scan.state == ScanState.QUEUED and scan.trigger == Trigger.MANUAL
+    event = AuditEvent.objects.get(action="scan.requested")
+    assert event.actor == operator and event.detail["scan"] == scan.pk
+    body = client.get(response["Location"]).content.decode()
+    assert f"Scan #{scan.pk} queued." in body and f'data-status-url="/hosts/{host.pk}/scan-status/?scan={scan.pk}"' in body
+
+
+def test_it_answers_json_to_scan_now_and_reuses_a_queued_scan(client, admin, host):
+    login(client, admin)
+    first = client.post(f"/hosts/{host.pk}/scan/", **JSON)
+    again = client.post(f"/hosts/{host.pk}/scan/", **JSON)
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["scan"]["id"] == again.json()["scan"]["id"] == ScanRun.objects.get(host=host).pk
+    assert first.json()["scan"]["status_url"] == f"/hosts/{host.pk}/scan-status/?scan={first.json()['scan']['id']}"
+
+
+def test_it_refuses_to_scan_an_archived_host(client, operator, host):
+    archived = DockerHost.objects.create(name="old-1", url="unix:///x.sock", enabled=False, archived_at=timezone.now())
+    login(client, operator)
+    response = client.post(f"/hosts/{archived.pk}/scan/", **JSON)
+    assert response.status_code == 409 and "archived" in response.json()["error"]
+    response = client.post(f"/hosts/{archived.pk}/scan/", follow=True)
+    assert "is archived; unarchive it to scan it" in response.content.decode()
+    assert not ScanRun.objects.exists()
+
+
+def test_it_reports_a_scans_progress_as_json(client, auditor, host):
+    scan = ScanRun.objects.create(host=host, state=ScanState.RUNNING, started_at=timezone.now(),
+                                  log=["attempt 1 on w1: connecting", HOSTILE])
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/scan-status/?scan={scan.pk}").json()["scan"]
+    assert body["id"] == scan.pk and body["state"] == "running" and body["finished"] is False
+    assert body["log"][-1] == HOSTILE and body["url"] == f"/scans/{scan.pk}/"
+    ScanRun.objects.filter(pk=scan.pk).update(state=ScanState.SUCCEEDED, finished_at=timezone.now())
+    assert client.get(f"/hosts/{host.pk}/scan-status/").json()["scan"]["finished"] is True
+
+
+@pytest.mark.parametrize("value, status", [("abc", 400), ("1" * 30, 400), ("999999", 404)])
+def test_it_answers_a_bad_scan_id_with_a_clear_error(client, auditor, host, value, status):
+    login(client, auditor)
+    response = client.get(f"/hosts/{host.pk}/scan-status/?scan={value}")
+    assert response.status_code == status and response.json()["error"]
+
+
+def test_it_does_not_report_another_hosts_scan(client, auditor, host):
+    other = DockerHost.objects.create(name="other", url="unix:///y.sock")
+    scan = ScanRun.objects.create(host=other)
+    login(client, auditor)
+    assert client.get(f"/hosts/{other.pk}/scan-status/?scan={scan.pk}").status_code == 200
+    assert client.get(f"/hosts/{host.pk}/scan-status/?scan={scan.pk}").status_code == 404
+
+
+# --- archive / unarchive ----------------------------------------------------------------------
+
+def test_it_archives_and_unarchives_a_host_keeping_its_scans(client, operator, host):
+    scan = stored_scan(host, SNAPSHOT)
+    login(client, operator)
+    assert client.post(f"/hosts/{host.pk}/archive/").status_code == 302
+    host.refresh_from_db()
+    assert host.archived and not host.enabled and ScanRun.objects.filter(pk=scan.pk).exists()
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert "Unarchive" in body and "Scan now" not in body
+    client.post(f"/hosts/{host.pk}/unarchive/")
+    host.refresh_from_db()
+    assert not host.archived and not host.enabled
+    assert list(AuditEvent.objects.values_list("action", "actor__username").order_by("id")) == [
+        ("host.archived", "olive"), ("host.unarchived", "olive")]
+
+
+# --- add / edit through save_host -------------------------------------------------------------
+
+def test_it_adds_a_host_and_audits_it(client, operator):
+    login(client, operator)
+    response = client.post("/hosts/new/", form_data(probe_enabled="on"))
+    host = DockerHost.objects.get(name="web-2")
+    assert response.status_code == 302 and response["Location"] == f"/hosts/{host.pk}/"
+    assert host.probe_enabled and host.enabled and host.scan_interval_minutes == 60
+    assert AuditEvent.objects.get().action == "host.created"
+
+
+def tls_files(bundle, **overrides) -> dict:
+    files = {"tls_ca_file": bundle.ca.cert_pem, "tls_cert_file": bundle.client.cert_pem,
+             "tls_key_file": bundle.client.key_pem, **overrides}
+    return {k: SimpleUploadedFile(f"{k}.pem", v if isinstance(v, bytes) else v.encode()) for k, v in files.items()}
+
+
+def test_it_adds_a_tls_host_from_three_uploaded_pem_files(client, operator):
+    bundle = make_bundle()
+    login(client, operator)
+    response = client.post("/hosts/new/", {**form_data(url="tcp://127.0.0.1:2376"), **tls_files(bundle)})
+    assert response.status_code == 302, response.content.decode()[-2000:]
+    host = DockerHost.objects.get(name="web-2")
+    assert host.tls_ca == bundle.ca.cert_pem and host.tls_key == bundle.client.key_pem
+    body = client.get(f"/hosts/{host.pk}/edit/").content.decode()
+    assert "BEGIN CERTIFICATE" not in body and "PRIVATE KEY" not in body  # write-only: the stored material is never sent back
+
+
+def test_it_keeps_the_stored_tls_material_when_an_edit_leaves_it_empty_and_removes_it_on_request(client, operator):
+    bundle = make_bundle()
+    host = save_host(None, {"name": "tls-1", "url": "tcp://127.0.0.1:2376", "tls_ca": bundle.ca.cert_pem,
+                            "tls_cert": bundle.client.cert_pem, "tls_key": bundle.client.key_pem})
+    login(client, operator)
+    assert client.post(f"/hosts/{host.pk}/edit/", form_data(name="tls-1", url="tcp://127.0.0.1:2377")).status_code == 302
+    host.refresh_from_db()
+    assert host.url == "tcp://127.0.0.1:2377" and host.tls_key == bundle.client.key_pem
+    response = client.post(f"/hosts/{host.pk}/edit/", form_data(name="tls-1", url="unix:///x.sock", tls_clear="on"))
+    assert response.status_code == 302
+    host.refresh_from_db()
+    assert host.url == "unix:///x.sock" and not host.uses_tls
+
+
+#: One case per message class of save_host (and the form's own file checks): the input, the
+#: field the message belongs to, and the message.
+BAD_INPUT = [
+    ({"name": "bad name/1"}, "name", NAME_RULE),
+    ({"name": "x" * 101}, "name", NAME_RULE),
+    ({"name": "web-1"}, "name", "a host named 'web-1' already exists"),
+    ({"url": "http://x"}, "url", "the URL must start with unix://, tcp:// or ssh://"),
+    ({"url": "unix:///x.sock\nX: y"}, "url", "the URL contains a space or a control character"),
+    ({"url": "unix:///" + "x" * 600}, "url", "the URL is longer than 500 characters"),
+    ({"url": "tcp://example"}, "url", "a tcp:// URL needs a port"),
+    ({"scan_interval_minutes": "0"}, "scan_interval_minutes", INTERVAL_RULE),
+    ({"scan_interval_minutes": "99999999999999"}, "scan_interval_minutes", INTERVAL_RULE),
+    ({"scan_interval_minutes": "often"}, "scan_interval_minutes", INTERVAL_RULE),
+    ({"url": "unix:///x.sock", "tls_ca": "-----BEGIN CERTIFICATE-----"}, "url", "TLS material only applies to tcp:// URLs"),
+    ({"url": "tcp://127.0.0.1:2376", "tls_ca": "x"}, "tls_cert", "TLS needs all three"),
+    ({"url": "tcp://127.0.0.1:2376", "tls_ca": "garbage", "tls_cert": "garbage", "tls_key": "garbage"}, "tls_cert",
+     "TLS material refused:"),
+]
+
+
+@pytest.mark.parametrize("bad, field, message", BAD_INPUT, ids=[f"{f}:{m[:30]}" for _, f, m in BAD_INPUT])
+def test_it_shows_save_hosts_message_next_to_the_field_and_saves_nothing(client, operator, host, bad, field, message):
+    login(client, operator)
+    response = client.post("/hosts/new/", form_data(**bad))
+    assert response.status_code == 400
+    body = response.content.decode()
+    errors = body[body.index(f'id="id_{field}-errors"'):]
+    assert escape(message) in errors[:errors.index("</ul>")], errors[:600]
+    assert DockerHost.objects.count() == 1 and not AuditEvent.objects.exists()
+
+
+def test_it_refuses_to_edit_an_archived_host_and_saves_nothing(client, operator, host):
+    DockerHost.objects.filter(pk=host.pk).update(archived_at=timezone.now(), enabled=False)
+    login(client, operator)
+    response = client.post(f"/hosts/{host.pk}/edit/", form_data(name="web-1", url="unix:///other.sock"))
+    assert response.status_code == 400
+    assert "host &#x27;web-1&#x27; is archived (its history is kept); unarchive it first" in response.content.decode()
+    host.refresh_from_db()
+    assert host.url == "unix:///var/run/docker.sock" and not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"tls_key_file": b"\x30\x82\x01\xff\xfe\x00binary"}, "the client key file is not PEM text"),
+    ({"tls_ca_file": b"-" * (64 * 1024 + 1)}, "the CA certificate file is 65537 bytes: a PEM file is at most 64 KiB"),
+])
+def test_it_refuses_tls_files_that_are_not_pem_text_and_saves_nothing(client, operator, files, message):
+    login(client, operator)
+    response = client.post("/hosts/new/", {**form_data(url="tcp://127.0.0.1:2376"), **tls_files(make_bundle(), **files)})
+    assert response.status_code == 400 and message in response.content.decode()
+    assert not DockerHost.objects.exists() and not AuditEvent.objects.exists()
+
+
+def test_it_refuses_a_tls_file_and_pasted_text_for_the_same_field(client, operator):
+    bundle = make_bundle()
+    login(client, operator)
+    data = {**form_data(url="tcp://127.0.0.1:2376", tls_ca=bundle.ca.cert_pem), **tls_files(bundle)}
+    response = client.post("/hosts/new/", data)
+    assert response.status_code == 400
+    assert "give the CA certificate as a file or pasted, not both" in response.content.decode()
+    assert not DockerHost.objects.exists()
+
+
+def test_it_tests_a_url_that_is_not_a_docker_url_without_connecting_or_saving(client, operator):
+    login(client, operator)
+    response = client.post("/hosts/new/", form_data(url="http://example.invalid", action="test"), **JSON)
+    report = response.json()["report"]
+    assert report["ok"] is False and report["error_kind"] == "configuration" and report["seconds"] == 0.0
+    assert "must start with unix://, tcp:// or ssh://" in report["error"]
+    assert not DockerHost.objects.exists() and not AuditEvent.objects.exists()
