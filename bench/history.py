@@ -67,9 +67,12 @@ def seeded_end(server: str, name: str) -> date | None:
     """The last seeded day recorded on a complete cached database (None: absent or unfinished)."""
     rows = admin_sql(server, f"SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = '{name}'",
                      fetch=True)
+    from tests.support.seed import SEED_VERSION
+
     if not rows or not rows[0][0] or not rows[0][0].startswith("seeded "):
         return None
-    return date.fromisoformat(json.loads(rows[0][0].removeprefix("seeded "))["end"])
+    meta = json.loads(rows[0][0].removeprefix("seeded "))
+    return date.fromisoformat(meta["end"]) if meta.get("version", 1) == SEED_VERSION else None
 
 
 def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
@@ -79,7 +82,10 @@ def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
     name = f"posture_history_{cache_key(spec)}"
     dump = CACHE_DIR / f"history-{cache_key(spec)}.dump"
     end = None if reseed else seeded_end(server, name)
-    if end is None and dump.exists() and not reseed:
+    from tests.support.seed import SEED_VERSION
+
+    stale = dump.exists() and json.loads(dump.with_suffix(".json").read_text()).get("version", 1) != SEED_VERSION
+    if end is None and dump.exists() and not reseed and not stale:
         print(f"restoring {dump.name} ({dump.stat().st_size / 1e6:.0f} MB) ...", flush=True)
         admin_sql(server, f"DROP DATABASE IF EXISTS {name}", f"CREATE DATABASE {name}")
         t0 = time.perf_counter()
@@ -108,7 +114,8 @@ def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
     with connection.cursor() as cur:
         cur.execute("VACUUM ANALYZE")
     connections.close_all()
-    meta = {"end": spec.end.isoformat(), "seconds": result.seconds, "scans": len(result.scans)}
+    meta = {"end": spec.end.isoformat(), "seconds": result.seconds, "scans": len(result.scans),
+            "version": SEED_VERSION}
     admin_sql(server, f"COMMENT ON DATABASE {name} IS 'seeded {json.dumps(meta)}'")
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run(["pg_dump", "-Fc", "-Z", "3", "-f", str(dump), database_url(server, name)], check=True)
