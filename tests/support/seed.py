@@ -28,6 +28,7 @@ Speed: hosts are independent; ``workers > 1`` splits them between forked process
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from collections import defaultdict
@@ -493,5 +494,7 @@ def extend(spec: SeedSpec, *, day: int, changed: bool) -> dict[str, int]:
             pick = min((e for (h, _), e in last.items() if h == index and e.kind == "deploy"), key=lambda e: e.name)
             template, fault, serial, repo, version = pick.detail
             extra.append(Event(day, index, "deploy", pick.name, (template, fault, 10 ** 6 * day + serial, repo, version)))
-    written = write_hosts(spec, list(range(spec.hosts)), events, ids, days=range(day, day + 1), extra=extra)
+    # Written as a worker would today: each evaluation keeps its host's history up to date.
+    written = write_hosts(dataclasses.replace(spec, history="live"), list(range(spec.hosts)), events, ids,
+                          days=range(day, day + 1), extra=extra)
     return {host_name(spec, i): scan_id for (i, _), (scan_id, _, _) in written.items()}
