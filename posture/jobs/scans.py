@@ -189,15 +189,11 @@ def _finish(scan: ScanRun, state: str, *, error: str = "", lines: list[str] | No
     )
 
 
-def _store_success(scan: ScanRun, snapshot, lines: list[str], *, finished_at=None) -> bool:
-    """Store the evidence and finish the scan as succeeded, linked into the host's chain.
-
-    ``finished_at`` (default: now) lets the history seed (tests/support/seed.py) write a past
-    day's scan through this very function."""
+def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
     stored = ingest.store_snapshot(snapshot)
     with transaction.atomic():
         previous = current_scan(scan.host_id)  # this scan is still running: never itself
-        finished_at = finished_at or timezone.now()
+        finished_at = timezone.now()
         chain = ingest.chain_digest(
             previous.chain_digest if previous else ingest.CHAIN_GENESIS,
             scan.pk,

@@ -12,9 +12,10 @@ Two halves:
    interface, no health check, host PID or network: seed_docs.FAULTS) and a later
    redeployment fixes it; image repositories release new versions fleet-wide; host-days are
    missed (collection gaps) and a few scans fail; some host probes fail for a day.
-2. **Write** through the real write path: ``ScanRun`` claimed as a worker would, evidence and
-   chain link by ``posture.jobs.scans._store_success`` (so ``ingest.store_snapshot``),
-   failed scans by ``_finish``, verdicts, failure windows and daily rows by
+2. **Write** through the real write path, on a clock set to when each thing happened
+   (time-machine): ``ScanRun`` queued and claimed as a worker would, evidence and chain link
+   by ``posture.jobs.scans._store_success`` (so ``ingest.store_snapshot``), failed scans by
+   ``_finish``, verdicts, failure windows and daily rows by
    ``posture.jobs.evaluate.evaluate_scan``. Exceptions (some expiring inside the period,
    one revoked) and attestations (some expiring) are written before the scans, with their
    audit events dated when they happened; they only ever apply to scans inside their period.
@@ -347,33 +348,40 @@ def _retrying(fn, *args, **kwargs):
 
 
 def _write_scan(host_id: int, url: str, at: datetime, snapshot: dict | None, history: bool, rng: random.Random):
-    """One scheduled scan as a worker runs it: claimed, stored (or failed), evaluated."""
+    """One scheduled scan as a worker runs it: queued, claimed, stored (or failed) and
+    evaluated, by the worker's own functions, on a clock set to when it happened (so every
+    timestamp production writes, queued_at to Evaluation.created_at, is the scan's)."""
+    import time_machine
+
     from posture.choices import ScanState, Trigger
     from posture.jobs.evaluate import evaluate_scan
-    from posture.jobs.scans import _finish, _store_success
+    from posture.jobs.scans import Outcome, _finish, _store_success, claim
     from posture.models import ScanRun
     from scanners import snapshot as snap
 
-    took = timedelta(seconds=rng.randrange(8, 90), microseconds=rng.randrange(10 ** 6))
-    started = at - took
+    started = at - timedelta(seconds=rng.randrange(8, 90), microseconds=rng.randrange(10 ** 6))
     worker = f"celery@worker-{rng.randrange(1, 4)}"
-    scan = ScanRun.objects.create(host_id=host_id, trigger=Trigger.SCHEDULE, state=ScanState.RUNNING,
-                                  started_at=started, heartbeat_at=started, attempts=1, worker=worker)
-    ScanRun.objects.filter(pk=scan.pk).update(queued_at=started - timedelta(seconds=rng.randrange(1, 20)))
+    with time_machine.travel(started - timedelta(seconds=rng.randrange(1, 20)), tick=False):
+        scan = ScanRun.objects.create(host_id=host_id, trigger=Trigger.SCHEDULE)
+    with time_machine.travel(started, tick=False):
+        claimed = claim(scan.pk, worker)
+    if claimed.outcome is not Outcome.FINISHED:
+        raise RuntimeError(f"scan #{scan.pk} could not be claimed: {claimed.outcome}")
+    scan = claimed.scan
     lines = [f"{started:%H:%M:%S} attempt 1 on {worker}: connecting to {url}"]
-    if snapshot is None:
-        lines.append(f"{at:%H:%M:%S} failed: cannot connect to {url}: connection timed out")
-        _finish(scan, ScanState.FAILED, error=f"cannot connect to {url}: connection timed out", lines=lines,
-                finished_at=at, heartbeat_at=at)
-        return scan.pk, False
-    lines.append(f"{at:%H:%M:%S} collected {len(snapshot['images'])} images, "
-                 f"{len(snapshot['containers'])} containers; storing")
-    if not _retrying(_store_success, scan, snapshot, lines, finished_at=at):
-        raise RuntimeError(f"scan #{scan.pk} could not be stored")
-    scan.refresh_from_db()
-    # Exactly what load_snapshot(scan) rebuilds from storage, without reading it back.
-    stored = snap.join(snap.split(snapshot), warnings=scan.warnings)
-    _retrying(evaluate_scan, scan, history=history, snapshot=stored)
+    with time_machine.travel(at, tick=False):
+        if snapshot is None:
+            lines.append(f"{at:%H:%M:%S} failed: cannot connect to {url}: connection timed out")
+            _finish(scan, ScanState.FAILED, error=f"cannot connect to {url}: connection timed out", lines=lines)
+            return scan.pk, False
+        lines.append(f"{at:%H:%M:%S} collected {len(snapshot['images'])} images, "
+                     f"{len(snapshot['containers'])} containers; storing")
+        if not _retrying(_store_success, scan, snapshot, lines):
+            raise RuntimeError(f"scan #{scan.pk} could not be stored")
+        scan.refresh_from_db()
+        # Exactly what load_snapshot(scan) rebuilds from storage, without reading it back.
+        stored = snap.join(snap.split(snapshot), warnings=scan.warnings)
+        _retrying(evaluate_scan, scan, history=history, snapshot=stored)
     return scan.pk, True
 
 

@@ -28,10 +28,13 @@ def people():
 
 
 def _dated(event, at: datetime, actor, **detail) -> None:
-    from posture.models import AuditEvent
+    """An audit event recorded as it was when it happened."""
+    import time_machine
+
     from posture.models.audit import record
 
-    AuditEvent.objects.filter(pk=record(event[0], event[1], actor=actor, **detail).pk).update(at=at)
+    with time_machine.travel(at, tick=False):
+        record(event[0], event[1], actor=actor, **detail)
 
 
 def _episodes(spec: SeedSpec, events: list[Event]) -> list[tuple[int, str, str, int, int]]:
@@ -53,6 +56,8 @@ def write_exceptions(spec: SeedSpec, events: list[Event], host_ids: dict[int, in
     """Exceptions accepting real seeded failures for a while: approved a day or two after a
     fault appeared, expiring 5 to 60 days later (some inside the period), one revoked early,
     one fleet-wide on a pattern. Written as the workflow writes them, dated in the past."""
+    import time_machine
+
     from posture.models import ControlException, ExceptionState
 
     rng = random.Random(f"{spec.seed}:exceptions")
@@ -71,12 +76,13 @@ def write_exceptions(spec: SeedSpec, events: list[Event], host_ids: dict[int, in
         decided = min(proposed + timedelta(hours=rng.randrange(1, 48)), end)
         expires = decided + timedelta(days=rng.randrange(5, 61))
         revoked = decided + (expires - decided) / 2 if n == 1 else None
-        exc = ControlException.objects.create(
-            check_id=check_id, host_id=host_id, resource_pattern=pattern, expires_at=expires,
-            justification=f"Seeded: accepted while the owning team redeploys ({check_id}).",
-            state=ExceptionState.REVOKED if revoked else ExceptionState.APPROVED, proposed_by=operator,
-            decided_by=approver, decided_at=decided, revoked_by=operator if revoked else None, revoked_at=revoked)
-        ControlException.objects.filter(pk=exc.pk).update(proposed_at=proposed)
+        with time_machine.travel(proposed, tick=False):
+            exc = ControlException.objects.create(
+                check_id=check_id, host_id=host_id, resource_pattern=pattern, expires_at=expires,
+                justification=f"Seeded: accepted while the owning team redeploys ({check_id}).",
+                state=ExceptionState.REVOKED if revoked else ExceptionState.APPROVED, proposed_by=operator,
+                decided_by=approver, decided_at=decided, revoked_by=operator if revoked else None,
+                revoked_at=revoked)
         target = f"exception #{exc.pk}"
         _dated(("exception.proposed", target), proposed, operator, check=check_id, pattern=pattern,
                expires_at=expires.isoformat())
@@ -115,16 +121,18 @@ def write_attestations(spec: SeedSpec, host_ids: dict[int, int], operator) -> di
 
 
 def create_hosts(spec: SeedSpec, operator) -> dict[int, int]:
+    import time_machine
+
     from posture.models import DockerHost
 
     ids = {}
     for index in range(spec.hosts):
         name = host_name(spec, index)
-        host = DockerHost.objects.create(name=name, url=f"ssh://docker@{name}.fleet.example",
-                                         probe_enabled=probe_enabled(spec, index),
-                                         scan_interval_minutes=spec.interval_minutes)
         created = day_start(spec, 0) - timedelta(hours=2)
-        DockerHost.objects.filter(pk=host.pk).update(created_at=created)
+        with time_machine.travel(created, tick=False):
+            host = DockerHost.objects.create(name=name, url=f"ssh://docker@{name}.fleet.example",
+                                             probe_enabled=probe_enabled(spec, index),
+                                             scan_interval_minutes=spec.interval_minutes)
         _dated(("host.created", name), created, operator, url=host.url)
         ids[index] = host.pk
     return ids
