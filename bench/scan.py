@@ -9,7 +9,9 @@ creates M containers (half of them running), then for each M prints:
   processing (info, version, image list + inspect + history each, container list + inspect each);
 - collect: one full scanners.collect() (redaction, sanitizing, thread-pooled inspects);
 - ratio collect/floor (target <= 1.5);
-- database bytes of the first stored scan and those added by R unchanged rescans (target < 10%).
+- database bytes of the first stored scan and those added by R unchanged rescans (target < 10%),
+  and per rescan: live rows and indexes, measured after VACUUM FULL (a running scan row is
+  updated by its heartbeat; autovacuum reclaims those dead versions for later rows).
 PostgreSQL: DATABASE_URL (a database named posture_bench is created on that server) or a
 throwaway cluster, as the test command does.
 """
@@ -77,6 +79,7 @@ def table_bytes() -> int:
     from django.db import connection
 
     with connection.cursor() as cur:
+        cur.execute("VACUUM FULL")
         cur.execute(
             "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
             "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' "
@@ -110,7 +113,7 @@ def main() -> int:
         images = [f"bench/img{i}:1" for i in range(args.images)]
         print(f"setup: {args.images} images built in {time.perf_counter() - t0:.1f}s")
         print(f"{'containers':>10} {'floor s':>8} {'collect s':>9} {'ratio':>6} {'1st scan KiB':>12} "
-              f"{'+' + str(args.rescans) + ' rescans KiB':>16} {'share':>6}")
+              f"{'+' + str(args.rescans) + ' rescans KiB':>16} {'share':>6} {'B/rescan':>8}")
         for n in sorted(args.containers):
             ensure_containers(client.api, images, n)
             floor = best_of(lambda: floor_calls(client.api), args.runs)
@@ -127,7 +130,7 @@ def main() -> int:
                 assert execute_scan(s.pk, worker="bench").scan.state == "succeeded"
             added = table_bytes() - mid
             print(f"{n:>10} {floor:>8.3f} {coll:>9.3f} {coll / floor:>6.2f} {first / 1024:>12.0f} "
-                  f"{added / 1024:>16.0f} {added / first:>6.1%}")
+                  f"{added / 1024:>16.1f} {added / first:>6.1%} {added / args.rescans:>8.0f}")
         client.close()
     return 0
 

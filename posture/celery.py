@@ -50,12 +50,13 @@ def configure(app: Celery) -> None:
     }
     if settings.EMBEDDED_BROKER:
         folder = settings.VAR_DIR / "broker"
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),  # kombu's default is ./control, wherever the worker runs
             "store_processed": False,
         }
     app.conf.update(

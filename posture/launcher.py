@@ -214,8 +214,8 @@ def start(sock: socket.socket, children: list[Child]) -> None:
     wait_web_ready(web, sock)
     from django.conf import settings
 
-    # The worker runs in var/: kombu's filesystem broker keeps a control/ folder in the working
-    # directory, which must not land in the checkout.
+    # The worker runs in var/, so nothing it writes relative to its working directory lands in
+    # the checkout (kombu's filesystem broker control/ folder is set under var/broker in posture.celery).
     path = os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH")]))
     worker = Child("Celery worker", [python, "-m", "celery", "-A", "posture", "worker", "-B", "--loglevel", "INFO",
                                      "--concurrency", str(workers)], watch=WORKER_READY,

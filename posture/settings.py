@@ -324,7 +324,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "posture.api.pagination.Pagination",
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # django-filter, refusing unknown query parameters and bad values with a 400 that lists the
+    # accepted ones (posture/api/filters.py).
+    "DEFAULT_FILTER_BACKENDS": ["posture.api.filters.StrictFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -338,8 +340,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # The schema describes every endpoint: only accounts that can log in may read it.
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
-    # A token's state appears in two serializers (listing and the answer to creation).
-    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState"},
+    # A token's state appears in two serializers (listing and the answer to creation); scan
+    # states in the scan list and detail and in filters; flip kinds in scan diffs.
+    "ENUM_NAME_OVERRIDES": {"TokenStateEnum": "posture.models.tokens.TokenState",
+                            "ScanStateEnum": "posture.choices.ScanState",
+                            "FlipKindEnum": "posture.queries.diffs.FLIP_KINDS"},
 }
 
 # --- Celery: Redis (or any broker URL) when configured, else an embedded filesystem broker --

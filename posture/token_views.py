@@ -16,6 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from posture import roles
+from posture.api.filters import strict_filterset
 from posture.filtersets import ApiTokenFilterSet
 from posture.jobs import tokens as token_jobs
 from posture.views import PAGE_SIZE, reader_required
@@ -44,7 +45,7 @@ def tokens_page(request):
         if new is None:
             status = 400
     is_admin = roles.ADMIN in roles.roles_of(request.user)
-    filterset = ApiTokenFilterSet(request.GET, queryset=token_jobs.visible_tokens(request.user))
+    filterset = strict_filterset(ApiTokenFilterSet, request.GET, token_jobs.visible_tokens(request.user))
     valid = filterset.is_valid()
     rows = filterset.qs if valid else filterset.queryset.none()
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))

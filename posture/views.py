@@ -16,10 +16,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
-from posture.filtersets import AuditEventFilterSet
+from posture.api.filters import strict_filterset
+from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, HostFilterSet
 from posture.jobs.ingest import load_snapshot
 from posture.jobs.rollup import scan_results
 from posture.models import Attestation, AuditEvent, DockerHost, ScanRun
+from posture.queries.diffs import diff_since_previous
 from posture.queries.scans import current_scans
 from posture.uploads import attestation_file_response
 
@@ -68,7 +70,11 @@ def login_locked_out(request, original_response=None, credentials=None):
 
 @reader_required
 def home(request):
-    hosts = list(DockerHost.objects.filter(archived_at__isnull=True).order_by("name"))
+    """The fleet, filtered as the API's host list is (same FilterSet; archived hosts only
+    when asked for)."""
+    filterset = strict_filterset(HostFilterSet, request.GET, DockerHost.objects.order_by("name"))
+    valid = filterset.is_valid()
+    hosts = list(filterset.qs) if valid else []
     latest = {
         s.host_id: s
         for s in ScanRun.objects.filter(
@@ -77,12 +83,13 @@ def home(request):
     }
     current = {s.host_id: s for s in current_scans(hosts)}
     rows = [{"host": h, "latest": latest.get(h.pk), "current": current.get(h.pk)} for h in hosts]
-    return render(request, "posture/home.html", {"rows": rows})
+    return render(request, "posture/home.html", {"rows": rows, "filterset": filterset, "valid": valid},
+                  status=200 if valid else 400)
 
 
 @reader_required
 def scan_detail(request, pk: int):
-    scan = get_object_or_404(ScanRun.objects.select_related("host"), pk=pk)
+    scan = get_object_or_404(ScanRun.objects.select_related("host", "evidence_set"), pk=pk)
     snapshot = load_snapshot(scan) if scan.evidence_set_id else None
     results = scan_results(scan)
     status = request.GET.get("status")
@@ -90,13 +97,14 @@ def scan_detail(request, pk: int):
         results = [r for r in results if r["status"] == status]
     evaluation = scan.evaluations.filter(current=True).select_related("result_set").first()
     return render(request, "posture/scan_detail.html",
-                  {"scan": scan, "snapshot": snapshot, "results": results, "evaluation": evaluation, "status": status})
+                  {"scan": scan, "snapshot": snapshot, "results": results, "evaluation": evaluation, "status": status,
+                   "changes": diff_since_previous(scan)})
 
 
 @role_required("reading the audit trail", roles.READ_AUDIT)
 def audit(request):
     """The audit trail, newest first, filtered as the API filters it (same FilterSet)."""
-    filterset = AuditEventFilterSet(request.GET, queryset=AuditEvent.objects.order_by("-at", "-id"))
+    filterset = strict_filterset(AuditEventFilterSet, request.GET, AuditEvent.objects.order_by("-at", "-id"))
     valid = filterset.is_valid()
     events = filterset.qs if valid else AuditEvent.objects.none()
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -106,10 +114,13 @@ def audit(request):
 
 @reader_required
 def attestations(request):
-    """Attestations of manual checks, with links to their files."""
-    qs = Attestation.objects.select_related("host", "attested_by").order_by("-attested_at", "-id")
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "posture/attestations.html", {"page": page})
+    """Attestations of manual checks, with links to their files, filtered as the API's list."""
+    filterset = strict_filterset(AttestationFilterSet, request.GET,
+                                 Attestation.objects.select_related("host", "attested_by").order_by("-attested_at", "-id"))
+    valid = filterset.is_valid()
+    page = Paginator(filterset.qs if valid else Attestation.objects.none(), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "posture/attestations.html", {"page": page, "filterset": filterset, "valid": valid},
+                  status=200 if valid else 400)
 
 
 @reader_required

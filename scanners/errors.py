@@ -19,6 +19,8 @@ from collections.abc import Iterator
 import docker.errors
 import requests.exceptions
 
+from scanners.text import one_line  # re-exported: client.py and the probe import it from here
+
 __all__ = [
     "ConfigError",
     "DaemonLost",
@@ -36,17 +38,11 @@ __all__ = [
 _MAX_REASON = 500
 
 
-def one_line(text: object, limit: int = _MAX_REASON) -> str:
-    """Squash any message to one bounded line: library errors can span pages."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 class ScanError(Exception):
     """Base of every expected scan failure; ``reason`` is one human-readable line."""
 
     def __init__(self, reason: str) -> None:
-        self.reason = one_line(reason)
+        self.reason = one_line(reason, _MAX_REASON)
         super().__init__(self.reason)
 
     def __str__(self) -> str:
@@ -183,7 +179,7 @@ def classify(exc: BaseException, *, url: str = "", during_scan: bool = False, tl
         return HostUnreachable(ssh + where) if not during_scan else DaemonLost(ssh + where)
 
     if isinstance(exc, docker.errors.TLSParameterError):
-        return TLSFailure(one_line(exc))
+        return TLSFailure(one_line(exc, _MAX_REASON))
     if isinstance(exc, docker.errors.APIError):
         # An HTTP answer that is an error. Before the ping succeeded this means "not Docker".
         status = exc.status_code
@@ -193,7 +189,7 @@ def classify(exc: BaseException, *, url: str = "", during_scan: bool = False, tl
     if isinstance(exc, docker.errors.DockerException) and not isinstance(exc, docker.errors.APIError):
         msg = str(exc)
         if "protocol" in msg.lower() or "scheme" in msg.lower() or "invalid bind address" in msg.lower():
-            return ConfigError(one_line(msg))
+            return ConfigError(one_line(msg, _MAX_REASON))
 
     if _find(exc, requests.exceptions.ConnectionError, ConnectionError, OSError):
         if during_scan:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from scanners.checks.base import CheckSpec, Finding, Scope, Status, one_line
+from scanners.checks.base import CheckSpec, Finding, Scope, Status
 from scanners.checks.context import Context, build_context
 from scanners.snapshot import (
     KIND_CONTAINER,
@@ -31,11 +31,16 @@ from scanners.snapshot import (
     KIND_HOST,
     KIND_IMAGE,
 )
+from scanners.text import one_line
 
 #: Bump when logic shared by many checks changes (Context parsing, the runner itself): it is
 #: part of the engine version, so stored evidence is re-scored instead of reusing old verdicts.
 #: A change to one check bumps that check's own ``version`` instead.
-ENGINE_REVISION = 3
+ENGINE_REVISION = 4
+# 4: the dockerd command line is parsed as dockerd's pflag does (scanners.dockerd_args): a
+#    boolean flag the old parser did not list (--ipv6, --cri-containerd...) no longer swallows
+#    the next flag, and combined short flags (-Dl debug) are read. Verdicts of the dockerd
+#    settings checks can change for such command lines, so stored evidence is re-scored.
 
 _SNAPSHOT_KEYS = {KIND_DAEMON_INFO: "daemon", KIND_DAEMON_VERSION: "daemon", KIND_HOST: "probe"}
 

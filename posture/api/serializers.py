@@ -57,7 +57,7 @@ class DockerHostSerializer(serializers.ModelSerializer):
 
 class ScanRunSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all())
-    manifest_digest = serializers.CharField(source="evidence_set_id", read_only=True)
+    manifest_digest = serializers.CharField(source="evidence_set.digest", read_only=True, default=None)
 
     class Meta:
         model = ScanRun
@@ -69,6 +69,14 @@ class ScanRunSerializer(serializers.ModelSerializer):
         if host.archived:
             raise serializers.ValidationError(f"host {host.name!r} is archived; unarchive it to scan it")
         return host
+
+
+class ScanRunListSerializer(ScanRunSerializer):
+    """A scan in a list: everything but its log (read one scan for it)."""
+
+    class Meta(ScanRunSerializer.Meta):
+        fields = [f for f in ScanRunSerializer.Meta.fields if f != "log"]
+        read_only_fields = [f for f in fields if f != "host"]
 
 
 class ControlExceptionSerializer(serializers.ModelSerializer):

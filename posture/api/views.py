@@ -6,11 +6,10 @@ from datetime import datetime
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -19,6 +18,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from posture.api.diffs import DIFF_SCHEMA, ScanDiffSerializer, diff_for_request
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
@@ -26,44 +26,64 @@ from posture.api.serializers import (
     ControlExceptionSerializer,
     ControlSerializer,
     DockerHostSerializer,
+    ScanRunListSerializer,
     ScanRunSerializer,
 )
 from posture.choices import Trigger
-from posture.filtersets import AuditEventFilterSet
+from posture.filtersets import (
+    AttestationFilterSet,
+    AuditEventFilterSet,
+    ControlExceptionFilterSet,
+    HostFilterSet,
+    ScanFilterSet,
+)
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.rollup import control_rollup, scan_results
-from posture.jobs.scans import request_scan
+from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
-from posture.models.audit import record
 from posture.queries.scans import current_scan_id
-from posture.tasks import send_scan
 from posture.uploads import attestation_file_response
 
-ARCHIVED_CHOICES = ("false", "true", "all")
 FRAMEWORK_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
+_HOST_REF = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
+                             description="the host's id or its name (an all-digit value is tried as an id first)")
+
+
+@extend_schema_view(**{a: extend_schema(parameters=[_HOST_REF]) for a in (
+    "retrieve", "update", "partial_update", "destroy", "archive", "unarchive")})
 class DockerHostViewSet(viewsets.ModelViewSet):
     """Hosts. Writes go through `posture.jobs.hosts` (one validation, audited).
 
     DELETE archives the host instead of deleting it (its scans are evidence): the answer is
     200 with the archived host, and a second DELETE changes nothing. Archived hosts are
     disabled, never scheduled, read-only until ``POST .../unarchive/``, and left out of the
-    list unless ``?archived=true`` (only archived) or ``?archived=all``."""
+    list unless ``?archived=true`` (only archived) or ``?archived=all`` (HostFilterSet).
+
+    A host is addressed by id or by name (``/api/v1/hosts/web1/``): names are letters,
+    digits, '.', '_' and '-', so they need no escaping in a path."""
 
     serializer_class = DockerHostSerializer
     permission_classes = [RolePermission]
-    filterset_fields = ["enabled", "probe_enabled"]
+    filterset_class = HostFilterSet
+    lookup_value_regex = r"[^/]+"
 
     def get_queryset(self):
-        qs = DockerHost.objects.annotate(current_scan_id=current_scan_id()).order_by("name")
-        if self.action != "list":
-            return qs
-        archived = self.request.query_params.get("archived", "false")
-        if archived not in ARCHIVED_CHOICES:
-            raise drf_exceptions.ValidationError({"archived": ["one of false (the default), true or all"]})
-        return qs if archived == "all" else qs.filter(archived_at__isnull=archived == "false")
+        return DockerHost.objects.annotate(current_scan_id=current_scan_id()).order_by("name")
+
+    def get_object(self) -> DockerHost:
+        """By id, then by name: an all-digit name is reachable when no host has that id."""
+        value = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        qs = self.filter_queryset(self.get_queryset())
+        host = qs.filter(pk=int(value)).first() if value.isascii() and value.isdigit() and len(value) < 19 else None
+        if host is None:
+            host = qs.filter(name=value).first()
+        if host is None:
+            raise drf_exceptions.NotFound(f"no host with id or name {value[:100]!r}")
+        self.check_object_permissions(self.request, host)
+        return host
 
     def get_success_headers(self, data) -> dict[str, str]:
         """Location is the new host's API URL (DRF's default would use the Docker URL field)."""
@@ -98,18 +118,26 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     serializer_class = ScanRunSerializer
     permission_classes = [RolePermission]
-    filterset_fields = ["host__name", "state", "trigger"]
-    queryset = ScanRun.objects.select_related("host").order_by("-id")
+    filterset_class = ScanFilterSet
+    queryset = ScanRun.objects.select_related("host", "evidence_set").order_by("-id")
+
+    def get_serializer_class(self):
+        """The list leaves out each scan's log (the detail has it): a page of 50 scans must
+        not carry 50 logs."""
+        return ScanRunListSerializer if self.action == "list" else ScanRunSerializer
+
+    def get_queryset(self):
+        qs = super().get_queryset()
+        return qs.defer("log") if self.action == "list" else qs
 
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         host = serializer.validated_data["host"]
-        with transaction.atomic():
-            scan, created = request_scan(host, Trigger.API)
-            if created:
-                send_scan(scan.pk)
-                record("scan.requested", host.name, actor=request.user, scan=scan.pk)
+        try:
+            scan, created = queue_scan(host, Trigger.API, request.user)
+        except ScanRefused as exc:  # archived since the serializer looked
+            raise drf_exceptions.ValidationError({"host": [str(exc)]}) from None
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @action(detail=True, methods=["get"])
@@ -140,6 +168,13 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
              **rollup.get(c.ref, {"status": "not_assessed", "counts": {}})}
             for c in controls
         ])
+
+
+    @DIFF_SCHEMA
+    @action(detail=True, methods=["get"], serializer_class=ScanDiffSerializer)
+    def diff(self, request, pk=None):
+        """What changed since ``?against=`` (default: the host's previous succeeded scan)."""
+        return Response(ScanDiffSerializer(diff_for_request(request, self.get_object())).data)
 
 
 def _parse_at(request) -> datetime | None:
@@ -184,7 +219,7 @@ class ControlExceptionViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelM
 
     serializer_class = ControlExceptionSerializer
     permission_classes = [RolePermission]
-    filterset_fields = ["check_id", "state", "host__name"]
+    filterset_class = ControlExceptionFilterSet
     queryset = ControlException.objects.select_related("host", "proposed_by", "decided_by", "revoked_by").order_by("-id")
 
     def create(self, request, *args, **kwargs):
@@ -230,7 +265,7 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
 
     serializer_class = AttestationSerializer
     permission_classes = [RolePermission]
-    filterset_fields = ["check_id", "host__name"]
+    filterset_class = AttestationFilterSet
     queryset = Attestation.objects.select_related("host", "attested_by").order_by("-id")
 
     def create(self, request, *args, **kwargs):
@@ -272,6 +307,7 @@ class ControlViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = ControlSerializer
     permission_classes = [RolePermission]
     filterset_fields = {"framework__slug": ["exact"], "assess": ["exact"], "supportable": ["exact"]}
+    extra_query_params = ("framework",)  # read by get_queryset
     queryset = Control.objects.select_related("framework").prefetch_related("checks").order_by("framework__slug", "sort_key")
     lookup_field = "pk"
 

@@ -59,20 +59,22 @@ def store_snapshot(snapshot: snap.Snapshot) -> Stored:
         entries.append((kind, key, digest))
     set_digest = sha256_hex(manifest_lines(entries))
 
-    existing = set(Evidence.objects.filter(digest__in=list(docs)).values_list("digest", flat=True))
+    ids = dict(Evidence.objects.filter(digest__in=list(docs)).values_list("digest", "id"))
     missing = [
         Evidence(digest=d, kind=kind, payload=payload, size=size)
         for d, (kind, payload, size) in docs.items()
-        if d not in existing
+        if d not in ids
     ]
     with transaction.atomic():
         Evidence.objects.bulk_create(missing, batch_size=200, ignore_conflicts=True)
+        if missing:  # ignore_conflicts sets no ids: read them (a racing worker's rows too)
+            ids.update(Evidence.objects.filter(digest__in=[m.digest for m in missing]).values_list("digest", "id"))
         evidence_set = EvidenceSet.objects.filter(digest=set_digest).first()
         if evidence_set is None:
             EvidenceSet.objects.bulk_create([EvidenceSet(digest=set_digest, item_count=len(entries))], ignore_conflicts=True)
             evidence_set = EvidenceSet.objects.get(digest=set_digest)
             EvidenceSetItem.objects.bulk_create(
-                [EvidenceSetItem(evidence_set=evidence_set, evidence_id=d, kind=k, key=key) for k, key, d in entries],
+                [EvidenceSetItem(evidence_set=evidence_set, evidence_id=ids[d], kind=k, key=key) for k, key, d in entries],
                 batch_size=500,
                 ignore_conflicts=True,
             )
@@ -97,23 +99,24 @@ def verify_chain(host_id: int) -> list[str]:
 
     problems: list[str] = []
     previous = CHAIN_GENESIS
-    scans = ScanRun.objects.filter(host_id=host_id, state=ScanState.SUCCEEDED).order_by("finished_at", "id")
-    checked_sets: dict[str, bool] = {}
+    scans = (ScanRun.objects.filter(host_id=host_id, state=ScanState.SUCCEEDED).select_related("evidence_set")
+             .order_by("finished_at", "id"))
+    checked_sets: set[int] = set()
     for scan in scans:
-        manifest = scan.evidence_set_id or ""
-        if manifest and manifest not in checked_sets:
-            rows = EvidenceSetItem.objects.filter(evidence_set_id=manifest).values_list(
-                "kind", "key", "evidence_id", "evidence__payload"
+        # Digests, never ids: the chain and the manifest are computed over what auditors see.
+        manifest = scan.evidence_set.digest if scan.evidence_set_id else ""
+        if manifest and scan.evidence_set_id not in checked_sets:
+            rows = EvidenceSetItem.objects.filter(evidence_set_id=scan.evidence_set_id).values_list(
+                "kind", "key", "evidence__digest", "evidence__payload"
             )
             entries = []
             for kind, key, digest, payload in rows:
                 if sha256_hex(canonical_json(payload)) != digest:
                     problems.append(f"scan #{scan.pk}: payload {digest[:12]} ({kind} {key}) does not match its digest")
                 entries.append((kind, key, digest))
-            ok = sha256_hex(manifest_lines(entries)) == manifest
-            if not ok:
+            if sha256_hex(manifest_lines(entries)) != manifest:
                 problems.append(f"scan #{scan.pk}: evidence set {manifest[:12]} does not match its items")
-            checked_sets[manifest] = ok
+            checked_sets.add(scan.evidence_set_id)
         expected = chain_digest(previous, scan.pk, host_id, scan.finished_at.isoformat(), manifest)
         if scan.chain_digest != expected:
             problems.append(f"scan #{scan.pk}: chain link broken")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -29,15 +30,19 @@ from django.utils import timezone
 from posture.choices import FINISHED_STATES, ScanState, Trigger
 from posture.jobs import ingest
 from posture.models import DockerHost, ScanRun
+from posture.models.audit import record
 from posture.queries.scans import current_scan
 from scanners.client import open_client
 from scanners.collect import collect
 from scanners.errors import ResponseTooLarge, ScanError, ScanTimeout
 from scanners.snapshot import SCANNER_VERSION
+from scanners.text import one_line
 
 log = logging.getLogger(__name__)
 
 LOG_LINES = 30  # progress lines kept on a scan row
+#: An intermediate progress counter ("12:00:01 inspecting containers 35/50"), from the collectors.
+_COUNTER = re.compile(r"^\S+ inspecting \w+ (\d+)/(\d+)$")
 _SOFT_LIMIT = "scan exceeded its time limit ({}s, POSTURE_SCAN_TIMEOUT): stopped by the worker's soft time limit"
 
 
@@ -60,16 +65,47 @@ class LeaseLost(Exception):
     """Another worker took the scan over (our heartbeat had lapsed)."""
 
 
-def request_scan(host: DockerHost, trigger: str = Trigger.MANUAL) -> tuple[ScanRun, bool]:
+class ScanRefused(Exception):
+    """The host cannot be scanned (archived, or deleted meanwhile): nothing was queued."""
+
+
+def request_scan(host: DockerHost, trigger: str = Trigger.MANUAL, *, actor=None,
+                 actor_label: str = "") -> tuple[ScanRun, bool]:
     """The scan to run for a host now: the one already queued or running, else a new one.
 
-    Returns (scan, created). The host row is locked so two requests at once queue one scan."""
+    Returns (scan, created). The host row is locked so two requests at once queue one scan.
+    A new scan is audited (``scan.requested``: who, how) and moves the host's ``next_scan_at``
+    to now + its interval, in the same transaction: the schedule counts from the last scan
+    asked for, so beat does not queue a second scan of the host seconds after a manual one.
+    Every way to ask for a scan (API, ``scan``, start-up, "Scan now") comes through here."""
     with transaction.atomic():
-        DockerHost.objects.select_for_update().filter(pk=host.pk).first()
-        active = ScanRun.objects.filter(host=host, state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("id").first()
+        locked = DockerHost.objects.select_for_update().filter(pk=host.pk).first()
+        if locked is None:
+            raise ScanRefused(f"host {host.name!r} no longer exists")
+        if locked.archived_at is not None:
+            raise ScanRefused(f"host {locked.name!r} is archived; unarchive it to scan it")
+        active = ScanRun.objects.filter(host=locked, state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("id").first()
         if active:
             return active, False
-        return ScanRun.objects.create(host=host, trigger=trigger), True
+        scan = ScanRun.objects.create(host=locked, trigger=trigger)
+        host.next_scan_at = timezone.now() + timedelta(minutes=locked.scan_interval_minutes)
+        DockerHost.objects.filter(pk=locked.pk).update(next_scan_at=host.next_scan_at)
+        record("scan.requested", locked.name, actor=actor, actor_label=actor_label, scan=scan.pk, trigger=str(trigger))
+        return scan, True
+
+
+def queue_scan(host: DockerHost, trigger: str, actor=None, *, actor_label: str = "") -> tuple[ScanRun, bool]:
+    """Queue a scan of ``host`` for the workers: ``request_scan`` (host lock, reuse of a scan
+    already queued, audit event, next_scan_at moved), then the Celery task, sent once the
+    row is committed. Returns (scan, created). Used by the API, the start-up command and the
+    dashboard; ``manage.py scan`` runs its scan in-process through ``scan_now`` instead."""
+    from posture.tasks import send_scan  # posture.tasks imports this module
+
+    with transaction.atomic():
+        scan, created = request_scan(host, trigger, actor=actor, actor_label=actor_label)
+        if created:
+            send_scan(scan.pk)
+    return scan, created
 
 
 def release_abandoned(host_id: int, now=None) -> int:
@@ -189,6 +225,21 @@ def _finish(scan: ScanRun, state: str, *, error: str = "", lines: list[str] | No
     )
 
 
+def kept_log(lines: list[str]) -> list[str]:
+    """What a *succeeded* scan keeps of its progress lines, forever: every line but the
+    intermediate counters ("inspecting containers 35/50"), so the log still says where it
+    connected and when each phase ended (timing), while a daily scan of a large host stores
+    a few lines instead of 30. Counts and warnings have their own fields; the evidence and
+    verdicts do not depend on the log. A failed or errored scan keeps every line (at most
+    ``LOG_LINES``): that is when an operator reads them."""
+    kept = []
+    for line in lines:
+        counter = _COUNTER.match(line)
+        if counter is None or counter.group(1) == counter.group(2):
+            kept.append(line)
+    return kept[-LOG_LINES:]
+
+
 def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
     stored = ingest.store_snapshot(snapshot)
     with transaction.atomic():
@@ -219,7 +270,7 @@ def _store_success(scan: ScanRun, snapshot, lines: list[str]) -> bool:
             counts=counts,
             warnings=snapshot.get("warnings", []),
             scanner_version=snapshot.get("scanner_version", SCANNER_VERSION),
-            log=lines[-LOG_LINES:],
+            log=kept_log(lines),
             error="",
         )
         if not updated:
@@ -267,8 +318,8 @@ def execute_scan(scan_id: int, *, worker: str, echo: Callable[[str], None] | Non
             raise
         except Exception as exc:  # a bug in posture: keep the reason, never the half-scan
             log.exception("scan #%s errored", scan.pk)
-            one_line = " ".join(str(exc).split())[:300]
-            ok = _finish(scan, ScanState.ERRORED, error=f"internal error: {type(exc).__name__}: {one_line}", lines=hb.lines)
+            ok = _finish(scan, ScanState.ERRORED, error=f"internal error: {type(exc).__name__}: {one_line(exc)}",
+                         lines=hb.lines)
     if not ok:
         return Result(Outcome.LOST, scan)
     scan.refresh_from_db()
@@ -287,7 +338,7 @@ def scan_now(host: DockerHost, *, worker: str, trigger: str = Trigger.CLI,
     created and the result is ``BUSY`` with that running scan (None if it ended meanwhile).
     A scan whose worker died no longer blocks (``release_abandoned``)."""
     release_abandoned(host.pk)
-    scan, created = request_scan(host, trigger)
+    scan, created = request_scan(host, trigger, actor_label="cli")
     if scan.state == ScanState.RUNNING:
         return Result(Outcome.BUSY, scan)
     result = execute_scan(scan.pk, worker=worker, echo=echo)
@@ -318,6 +369,6 @@ def _evaluate(scan: ScanRun) -> None:
         evaluate_scan(scan)
     except Exception as exc:
         log.exception("evaluation of scan #%s failed", scan.pk)
-        line = f"evaluation failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+        line = f"evaluation failed: {type(exc).__name__}: {one_line(exc, 200)}"
         ScanRun.objects.filter(pk=scan.pk).update(log=[*scan.log, line][-LOG_LINES:])
         scan.refresh_from_db()

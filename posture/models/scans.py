@@ -27,7 +27,9 @@ class ScanRun(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="claims so far; fences every write")
     worker = models.CharField(max_length=200, blank=True)
     error = models.TextField(blank=True, help_text="one-line reason when failed or errored")
-    log = models.JSONField(default=list, blank=True, help_text="progress lines (kept short)")
+    # Every progress line (at most 30) while running and when a scan fails or errors; a
+    # succeeded scan keeps its milestones only (posture.jobs.scans.kept_log).
+    log = models.JSONField(default=list, blank=True, help_text="progress lines (a succeeded scan keeps its milestones)")
     scanner_version = models.CharField(max_length=20, blank=True)
     evidence_set = models.ForeignKey(
         "posture.EvidenceSet", null=True, blank=True, on_delete=models.PROTECT, related_name="scans"

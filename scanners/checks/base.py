@@ -180,7 +180,3 @@ def errored(detail: str) -> Result:
     return Status.ERROR, detail
 
 
-def one_line(text: object, limit: int = 300) -> str:
-    """Details are one line: collapse whitespace and cut long attacker-controlled strings."""
-    s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[: limit - 1] + "…"

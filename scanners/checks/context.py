@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scanners import dockerd_args
 from scanners.checks.base import Result, errored, not_assessed
 
 NO_PROBE = "host probe not enabled"
@@ -38,56 +39,14 @@ def as_bool(value: Any) -> bool | None:
 
 # --------------------------------------------------------------------------- daemon settings
 
-#: dockerd flags that take no value (``--icc`` means true; ``--icc=false`` is the only way off).
-_BOOL_FLAGS = frozenset({
-    "icc", "userland-proxy", "live-restore", "no-new-privileges", "iptables", "ip6tables",
-    "ip-masq", "ip-forward", "tls", "tlsverify", "debug", "experimental", "selinux-enabled",
-    "raw-logs", "init", "rootless", "validate", "help", "version",
-})
-_SHORT = {"-H": "host", "-D": "debug", "-l": "log-level", "-G": "group", "-g": "data-root",
-          "-p": "pidfile", "-b": "bridge", "-s": "storage-driver", "-v": "version"}
-#: Flags whose daemon.json key differs (plural lists, renamed).
-_FLAG_TO_JSON = {"host": "hosts", "insecure-registry": "insecure-registries",
-                 "authorization-plugin": "authorization-plugins",
-                 "default-ulimit": "default-ulimits", "storage-opt": "storage-opts",
-                 "log-opt": "log-opts", "graph": "data-root", "add-runtime": "runtimes",
-                 "registry-mirror": "registry-mirrors", "label": "labels", "dns": "dns"}
-_JSON_TO_FLAG = {"hosts": "host", "insecure-registries": "insecure-registry",
-                 "authorization-plugins": "authorization-plugin",
-                 "default-ulimits": "default-ulimit", "storage-opts": "storage-opt",
-                 "log-opts": "log-opt", "registry-mirrors": "registry-mirror", "labels": "label"}
-_LIST_KEYS = frozenset({"hosts", "insecure-registries", "authorization-plugins", "storage-opts",
-                        "registry-mirrors", "labels", "dns", "default-ulimits", "log-opts"})
-
 
 def parse_dockerd_cmdline(argv: Iterable[str]) -> dict[str, list[str]]:
     """``["dockerd", "-H", "fd://", "--icc=false"]`` -> ``{"hosts": ["fd://"], "icc": ["false"]}``.
 
-    Keys are daemon.json names; every value is kept as a list of strings, in order.
+    Keys are daemon.json names; every value is kept as a list of strings, in order. The
+    parsing itself is :mod:`scanners.dockerd_args`, shared with the host probe.
     """
-    out: dict[str, list[str]] = {}
-    tokens = list(argv)[1:]
-    i = 0
-    while i < len(tokens):
-        tok = tokens[i]
-        i += 1
-        if tok == "--" or not tok.startswith("-"):
-            continue
-        if tok.startswith("--"):
-            name, eq, value = tok[2:].partition("=")
-        else:
-            short, eq, value = tok.partition("=")
-            if short not in _SHORT and len(short) > 2 and short[:2] in _SHORT:
-                short, eq, value = short[:2], "=", short[2:]  # "-Hunix://..." form
-            name = _SHORT.get(short, short.lstrip("-"))
-        if not eq:
-            if name in _BOOL_FLAGS:
-                value = "true"
-            elif i < len(tokens):
-                value = tokens[i]
-                i += 1
-        out.setdefault(_FLAG_TO_JSON.get(name, name), []).append(value)
-    return out
+    return dockerd_args.parse(argv).by_json_key()
 
 
 @dataclass(frozen=True)
@@ -117,12 +76,12 @@ class DaemonConfig:
         """The setting under its daemon.json name, or None when neither source sets it."""
         if key in self.cmdline:
             values = self.cmdline[key]
-            source = f"dockerd --{_JSON_TO_FLAG.get(key, key)}"
-            if key in _LIST_KEYS:
+            source = f"dockerd --{dockerd_args.flag_for_key(key)}"
+            if dockerd_args.is_list(key):
                 return Setting(list(values), source)
             raw = values[-1]
             b = as_bool(raw)
-            return Setting(b if b is not None and _is_bool_key(key) else raw, source)
+            return Setting(b if b is not None and dockerd_args.is_bool(key) else raw, source)
         if key in self.daemon_json:
             return Setting(self.daemon_json[key], f"daemon.json {key}")
         return None
@@ -136,10 +95,6 @@ class DaemonConfig:
         if not self.cmdline_known:
             return "dockerd command line not collected by the host probe"
         return None
-
-
-def _is_bool_key(key: str) -> bool:
-    return key in _BOOL_FLAGS
 
 
 # --------------------------------------------------------------------------- resources

@@ -21,11 +21,11 @@ from scanners.checks.base import (
     failed,
     manual,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import PERMISSIVE_SECCOMP_ACTIONS, Context, as_bool, seccomp_default_action
 from scanners.snapshot import KIND_DAEMON_INFO, KIND_DAEMON_VERSION, KIND_HOST
+from scanners.text import one_line
 
 INFO = (KIND_DAEMON_INFO,)
 PROBE = (KIND_HOST, KIND_DAEMON_INFO)

@@ -23,12 +23,12 @@ from scanners.checks.base import (
     errored,
     failed,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import Context, as_bool
 from scanners.checks.host import CONTAINERD_SOCK, DOCKER_SERVICE, DOCKER_SOCKET_UNIT
 from scanners.snapshot import KIND_HOST
+from scanners.text import one_line
 
 PROBE = (KIND_HOST,)
 CERTS_D = "/etc/docker/certs.d"

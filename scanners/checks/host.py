@@ -30,11 +30,11 @@ from scanners.checks.base import (
     failed,
     manual,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import NO_PROBE, Context
 from scanners.snapshot import KIND_DAEMON_INFO, KIND_HOST
+from scanners.text import one_line
 
 PROBE = (KIND_HOST,)
 

@@ -22,11 +22,11 @@ from scanners.checks.base import (
     Severity,
     check,
     failed,
-    one_line,
     passed,
 )
 from scanners.checks.context import Context, ImageView
 from scanners.snapshot import KIND_IMAGE
+from scanners.text import one_line
 
 IMAGE = (KIND_IMAGE,)
 

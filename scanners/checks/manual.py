@@ -24,10 +24,10 @@ from scanners.checks.base import (
     check,
     failed,
     manual,
-    one_line,
 )
 from scanners.checks.context import Context
 from scanners.snapshot import KIND_CONTAINER, KIND_IMAGE
+from scanners.text import one_line
 
 
 def _attest(statement: str) -> CheckFn:

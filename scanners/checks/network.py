@@ -21,11 +21,11 @@ from scanners.checks.base import (
     errored,
     failed,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import ContainerView, Context, PortBinding
 from scanners.snapshot import KIND_CONTAINER, KIND_HOST
+from scanners.text import one_line
 
 CONTAINER = (KIND_CONTAINER,)
 

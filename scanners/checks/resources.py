@@ -20,12 +20,12 @@ from scanners.checks.base import (
     check,
     failed,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import ContainerView, Context
 from scanners.checks.images import healthcheck_state
 from scanners.snapshot import KIND_CONTAINER
+from scanners.text import one_line
 
 CONTAINER = (KIND_CONTAINER,)
 MAX_RESTARTS = 5

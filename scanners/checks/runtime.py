@@ -26,12 +26,12 @@ from scanners.checks.base import (
     errored,
     failed,
     not_applicable,
-    one_line,
     passed,
 )
 from scanners.checks.context import PERMISSIVE_SECCOMP_ACTIONS, ContainerView, Context, as_bool, seccomp_default_action
 from scanners.checks.images import describe_user, user_is_root
 from scanners.snapshot import KIND_CONTAINER, KIND_DAEMON_INFO, KIND_HOST
+from scanners.text import one_line
 
 CONTAINER = (KIND_CONTAINER,)
 WITH_INFO = (KIND_CONTAINER, KIND_DAEMON_INFO)

@@ -1,5 +1,7 @@
 """Pure parsing for the host probe: script output, stat modes, mountinfo, dockerd flags.
 
+(The dockerd command line itself is parsed by :mod:`scanners.dockerd_args`.)
+
 Kept apart from :mod:`scanners.collectors.probe` (which runs containers) so that all of it
 can be tested on plain strings, and because host data is attacker-adjacent: every parser
 here tolerates garbage and never raises on malformed input.
@@ -12,6 +14,8 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from scanners import dockerd_args
 
 __all__ = [
     "DEFAULT_DAEMON_JSON",
@@ -180,49 +184,13 @@ def parse_mountinfo(text: str, root_dir: str) -> tuple[list[dict[str, str]], boo
 
 # --------------------------------------------------------------------------- dockerd flags
 
-_VALUE_FLAGS = {
-    "-H": "host",
-    "--host": "host",
-    "--data-root": "data-root",
-    "-g": "data-root",
-    "--graph": "data-root",
-    "--config-file": "config-file",
-    "--tlscacert": "tlscacert",
-    "--tlscert": "tlscert",
-    "--tlskey": "tlskey",
-    "--exec-root": "exec-root",
-    "--pidfile": "pidfile",
-    "-p": "pidfile",
-    "--seccomp-profile": "seccomp-profile",
-}
-_BOOL_FLAGS = {"--tls": "tls", "--tlsverify": "tlsverify"}
-
 
 def parse_dockerd_flags(argv: list[str]) -> dict[str, list[str]]:
-    """The flags of a dockerd command line we care about, as {name: [values]}.
+    """The dockerd command line as {flag name: [values]} (``host``, ``data-root``, ``tls``...).
 
-    Handles ``--flag value``, ``--flag=value``, ``-H value``, ``-Hvalue`` and ``-H=value``
-    (Go's pflag accepts all of them); boolean flags get "true"/"false".
-    """
-    flags: dict[str, list[str]] = {}
-    i = 1
-    while i < len(argv):
-        arg = argv[i]
-        i += 1
-        name, eq, value = arg.partition("=")
-        if name in _BOOL_FLAGS:
-            flags.setdefault(_BOOL_FLAGS[name], []).append(value if eq else "true")
-            continue
-        if name in _VALUE_FLAGS:
-            if not eq:
-                if i >= len(argv):
-                    break
-                value = argv[i]
-                i += 1
-            flags.setdefault(_VALUE_FLAGS[name], []).append(value)
-        elif len(arg) > 2 and arg[:2] in ("-H", "-g", "-p") and not arg.startswith("--"):
-            flags.setdefault(_VALUE_FLAGS[arg[:2]], []).append(arg[2:])
-    return flags
+    The parsing is :mod:`scanners.dockerd_args` (every pflag form dockerd accepts), shared
+    with the checks; flags dockerd does not define are left out."""
+    return dockerd_args.parse(argv).flags
 
 
 def _unix_paths(hosts: Iterable[str]) -> list[str]:

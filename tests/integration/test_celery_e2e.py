@@ -53,6 +53,23 @@ def test_it_scans_due_hosts_from_beat(start_celery, dockerd):
     assert ScanRun.objects.filter(host=host).count() == 1
 
 
+def test_it_does_not_queue_a_scheduled_scan_seconds_after_an_api_scan(start_celery, dockerd):
+    """Seen: scan #1 manual at 17:55:12, #2 scheduled at 17:55:46. Beat starts only after the
+    API scan has ended, the worst case: a host that was never scheduled looks due."""
+    host = DockerHost.objects.create(name="asked", url=dockerd.url, scan_interval_minutes=60)
+    worker = start_celery("worker", "--concurrency", "1")
+    worker.wait_for("ready", timeout=60)
+    client = APIClient()
+    client.force_authenticate(User.objects.create_superuser("admin", "", "pw-not-used"))
+    assert client.post("/api/v1/scans/", {"host": "asked"}, format="json").status_code == 201
+    wait_until(lambda: ScanRun.objects.filter(host=host, state=ScanState.SUCCEEDED).first(), 60,
+               "the worker to run the API scan", [worker])
+    beat = start_celery("beat", "--loglevel", "INFO")
+    beat.wait_for("Sending due task enqueue-due-scans", timeout=30)
+    time.sleep(2.5)  # a few more beats (POSTURE_BEAT_SECONDS=1 in tests)
+    assert ScanRun.objects.filter(host=host).count() == 1, beat.log()[-2000:]
+
+
 def test_it_finishes_a_scan_exactly_once_when_the_worker_is_killed_mid_scan(start_celery, dockerd, make_container, tmp_path):
     for i in range(4):
         make_container(f"slow-{i}")

@@ -76,6 +76,17 @@ def test_it_adds_no_payload_when_an_unchanged_host_is_rescanned(host, make_conta
     assert verify_chain(host.pk) == []
 
 
+def test_it_keeps_the_milestones_of_a_real_scans_log(host, make_container):
+    for name in ("m1", "m2", "m3"):
+        make_container(name)
+    assert run("scan", "d1")[0] == 0
+    scan = ScanRun.objects.get(host=host)
+    messages = [line.split(" ", 1)[1] for line in scan.log]
+    assert messages[0].startswith("attempt 1 on ") and "connecting to" in messages[0]
+    assert "inspecting containers 3/3" in messages and messages[-1].startswith("collected ")
+    assert not [m for m in messages if m.startswith("inspecting containers") and not m.endswith("3/3")]
+
+
 def test_it_detects_tampered_evidence(host, make_container):
     make_container("victim")
     assert run("scan", "d1")[0] == 0

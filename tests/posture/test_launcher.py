@@ -189,4 +189,4 @@ def test_it_serves_without_debug_and_logs_each_request_once(tmp_path, launch):
     assert log.count("Bad Request: /api/v1/hosts/") == 1, log[-4000:]
     assert log.count("Not Found: /no-such-page/") == 1, log[-4000:]
     assert litter_before or not (ROOT / "control").exists()  # the embedded broker's folders stay under var/
-    assert (tmp_path / "var" / "control").is_dir()
+    assert (tmp_path / "var" / "broker" / "control").is_dir()

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
 
+from posture.choices import Trigger
 from posture.jobs.hosts import save_host
 from posture.models import DockerHost
 from posture.models.audit import record
@@ -61,12 +61,15 @@ class Command(BaseCommand):
             self.stdout.write("no local Docker socket answered; add hosts with: manage.py addhost NAME URL")
         if no_scan:
             return
-        from posture.jobs.scans import request_scan
-        from posture.tasks import send_scan
+        from posture.jobs.scans import ScanRefused, queue_scan
 
-        with transaction.atomic():
-            for host in DockerHost.objects.filter(enabled=True, archived_at__isnull=True, scans__isnull=True).distinct():
-                scan, created = request_scan(host)
-                if created:
-                    send_scan(scan.pk)
-                self.stdout.write(f"first scan of {host.name}: scan #{scan.pk} ({'queued' if created else scan.state})")
+        # Only hosts that have never been scanned: a restart leaves hosts with a history to
+        # their schedule. A first scan moves next_scan_at like any request, so beat does not
+        # queue a second one when this one ends quickly.
+        for host in DockerHost.objects.filter(enabled=True, archived_at__isnull=True, scans__isnull=True).distinct():
+            try:
+                scan, created = queue_scan(host, Trigger.SCHEDULE, actor_label="bootstrap")
+            except ScanRefused as exc:  # archived or deleted since the query
+                self.stdout.write(f"first scan of {host.name}: not queued ({exc})")
+                continue
+            self.stdout.write(f"first scan of {host.name}: scan #{scan.pk} ({'queued' if created else scan.state})")

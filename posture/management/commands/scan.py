@@ -33,7 +33,7 @@ def scan_json(scan: ScanRun, results: list | None = None) -> dict:
         "error": scan.error or None,
         "started_at": scan.started_at.isoformat() if scan.started_at else None,
         "finished_at": scan.finished_at.isoformat() if scan.finished_at else None,
-        "manifest_digest": scan.evidence_set_id,
+        "manifest_digest": scan.evidence_set.digest if scan.evidence_set_id else None,
         "chain_digest": scan.chain_digest or None,
         "evidence": {
             "images": counts.get("images", 0),

@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 
 from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.hosts import archive_host
-from posture.models import AuditEvent, DockerHost, Evidence, EvidenceSet, ResultSet, ScanRun
+from posture.jobs.ingest import load_snapshot
+from posture.models import AuditEvent, DockerHost, Evidence, EvidenceSet, EvidenceSetItem, ResultSet, ScanRun
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
@@ -38,6 +39,10 @@ def fleet():
     return gone, kept, second, shared
 
 
+def second_only_container(scan: ScanRun) -> str:
+    return next(c["id"] for c in load_snapshot(scan)["containers"] if c["name"] == "only-on-gone")
+
+
 def test_it_refuses_to_purge_a_host_that_is_not_archived(fleet):
     with pytest.raises(CommandError, match="^host 'gone' is not archived; archive it first, then purge$"):
         purge("gone", "--confirm")
@@ -54,6 +59,8 @@ def test_it_purges_an_archived_host_keeping_what_other_scans_share(fleet, admin)
     gone, kept, second, shared = fleet
     archive_host(gone, actor=admin)
     own_set = second.evidence_set_id
+    only_on_gone = EvidenceSetItem.objects.get(evidence_set_id=own_set, key=second_only_container(second)).evidence_id
+    shared_snapshot = load_snapshot(shared)
     assert "purged host gone: 2 scans" in purge("gone", "--confirm")
     assert not DockerHost.objects.filter(name="gone").exists()
     assert not ScanRun.objects.filter(host_id=gone.pk).exists()
@@ -65,6 +72,8 @@ def test_it_purges_an_archived_host_keeping_what_other_scans_share(fleet, admin)
     assert event.target == "gone" and event.actor_label == "cli"
     assert event.detail["scans"] == 2 and event.detail["evidence_sets"] == 1 and event.detail["evidence"] >= 1
     assert AuditEvent.objects.filter(action="host.archived", target="gone").exists()  # the trail stays
+    assert not Evidence.objects.filter(pk=only_on_gone).exists()  # the payload no other scan saw
+    assert load_snapshot(shared) == shared_snapshot  # the shared payloads, whole
 
 
 def test_it_says_which_host_is_unknown():

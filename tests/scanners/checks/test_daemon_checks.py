@@ -74,6 +74,22 @@ def test_it_reads_settings_from_the_dockerd_command_line():
     assert evaluate(d.no_new_privileges_default, snap) == (PASS, "dockerd --no-new-privileges=true")
 
 
+@pytest.mark.parametrize(("argv", "check_fn", "expected"), [
+    # a boolean flag never takes the next word: --icc=false after --ipv6 is still read
+    (["--ipv6", "--icc=false"], d.icc_disabled, (PASS, "dockerd --icc=false")),
+    (["--cri-containerd", "--userland-proxy=false"], d.userland_proxy_disabled,
+     (PASS, "dockerd --userland-proxy=false")),
+    # combined short flags: -D is a boolean, -l takes the next word
+    (["-Dl", "debug"], d.log_level_info, (FAIL, "dockerd --log-level=debug")),
+    (["-Dlwarn"], d.log_level_info, (FAIL, "dockerd --log-level=warn")),
+], ids=["ipv6-then-icc", "cri-then-proxy", "Dl-debug", "Dlwarn"])
+def test_it_reads_the_command_line_as_dockerd_does(argv, check_fn, expected):
+    snap = snapshot(host="host-good.json")
+    snap["host"]["daemon_json"] = {}
+    snap["host"]["dockerd_cmdline"] = ["dockerd", *argv]
+    assert evaluate(check_fn, snap) == expected
+
+
 def test_it_uses_the_recorded_variant_command_line():
     snap = snapshot(host="host-good.json", daemon="daemon-variant.json")
     snap["host"]["daemon_json"] = {}
