@@ -97,6 +97,7 @@ def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
         end = date.fromisoformat(meta["end"])
     if end is not None:
         use_database(server, name)
+        call_command("migrate", verbosity=1)  # a database seeded before a migration is upgraded as production's would be
         meta = json.loads(admin_sql(server, f"SELECT shobj_description(oid, 'pg_database') FROM pg_database "
                                             f"WHERE datname = '{name}'", fetch=True)[0][0].removeprefix("seeded "))
         print(f"using the cached database {name} (seeded in {meta['seconds']:.0f}s; --reseed to redo)")
