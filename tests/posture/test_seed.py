@@ -87,7 +87,7 @@ def test_it_stores_the_evidence_and_verdicts_production_would(seeded):
     stored = {}
     for (name, day), scan_id in seeded.scans.items():
         index = int(name.rsplit("-", 1)[1])
-        stored[(index, (day - SMALL.first_day).days)] = ScanRun.objects.get(pk=scan_id).evidence_set_id
+        stored[(index, (day - SMALL.first_day).days)] = ScanRun.objects.get(pk=scan_id).evidence_set.digest
     assert stored == planned  # same seed, same digests: the database holds the planned evidence
     # Scored from what storage gives back (as reevaluate would), every scan gets the result set it has.
     for scan in ScanRun.objects.filter(pk__in=list(seeded.scans.values())[::7]):
