@@ -184,11 +184,13 @@ def failure_delta(before_id: int, after_id: int) -> tuple[int, int, int]:
     return len(now_failing - was_failing), fixed, unchanged + len(now_failing & was_failing)
 
 
-def evaluate_scan(scan: ScanRun, *, history: bool = True) -> Evaluation:
+def evaluate_scan(scan: ScanRun, *, history: bool = True, snapshot=None) -> Evaluation:
     """Score one succeeded scan; the new Evaluation becomes its current one.
 
     ``history=False`` leaves failure windows and daily rows alone: ``reevaluate`` rebuilds
-    them once per host after re-scoring its scans, instead of once per scan."""
+    them once per host after re-scoring its scans, instead of once per scan.
+    ``snapshot``: the scan's evidence exactly as ``load_snapshot(scan)`` would rebuild it,
+    already in memory (the history seed passes it to skip reloading what it just stored)."""
     if scan.state != ScanState.SUCCEEDED or not scan.evidence_set_id:
         raise ValueError(f"scan #{scan.pk} has no evidence to evaluate ({scan.state})")
     t0 = time.perf_counter()
@@ -201,7 +203,7 @@ def evaluate_scan(scan: ScanRun, *, history: bool = True) -> Evaluation:
     if reuse:
         result_set = ResultSet.objects.get(pk=reuse)
     else:
-        result_set = store_result_set(run_checks(load_snapshot(scan)))
+        result_set = store_result_set(run_checks(load_snapshot(scan) if snapshot is None else snapshot))
     previous = previous_scan(scan)
     prev_eval = previous.evaluations.filter(current=True).first() if previous else None
     if prev_eval is None:  # the first scan of a host: nothing is new or fixed yet
