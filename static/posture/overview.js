@@ -40,7 +40,7 @@
     box.removeAttribute("aria-hidden");
     box.setAttribute("role", "img");
     box.setAttribute("aria-label", "Fleet score per framework per day; the table below lists the same values.");
-    const width = () => Math.max(260, box.clientWidth || box.parentElement.clientWidth);
+    const width = () => Math.max(240, box.clientWidth);
     let chart = new uPlot(options(data, width()), columns, box);
     let pending = null;
     window.addEventListener("resize", () => {
@@ -48,7 +48,7 @@
       pending = setTimeout(() => {
         chart.destroy();
         chart = new uPlot(options(data, width()), columns, box);
-      }, 150);
+      }, 60);
     });
   }
 

@@ -62,6 +62,10 @@ def test_it_draws_the_trend_chart_under_the_csp_at_desktop_and_phone_width(watch
         canvas.first.wait_for(state="attached", timeout=10000)
         box = canvas.first.bounding_box()
         assert box and 200 < box["width"] <= width and box["height"] > 100, (width, box)
+        frame = page.locator("#trend-chart").bounding_box()
+        assert box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (box, frame)  # not clipped
+        legend = page.locator("#trend-chart .u-legend").bounding_box()
+        assert legend["x"] + legend["width"] <= frame["x"] + frame["width"] + 1, (legend, frame)
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         assert page.locator(".u-legend").count() == 1  # uPlot's own legend: the chart really ran
     assert page.locator("#trend-chart").get_attribute("role") == "img"
