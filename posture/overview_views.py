@@ -10,6 +10,7 @@ gaps of the 30 days before T and the scans queued by T."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -77,8 +78,9 @@ class OverviewForm(forms.Form):
 
 
 def percent(value: float | None) -> str:
-    """A share as a whole percentage (rounded down: 99.6 % is not 100 %), or an en dash."""
-    return "–" if value is None else f"{int(value * 100)}%"
+    """A share as a whole percentage, rounded down (99.6 % is not 100 %) but not below what
+    the float means (0.29 * 100 is 28.999...: 29 %), or an en dash for no value."""
+    return "–" if value is None else f"{math.floor(round(value * 100, 6))}%"
 
 
 def span(duration: timedelta) -> str:

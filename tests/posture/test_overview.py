@@ -67,6 +67,10 @@ def marked(body: str, attribute: str) -> dict[str, str]:
     return dict(re.findall(rf'{attribute}="([^"]+)">([^<]*)<', body))
 
 
+def test_it_rounds_percentages_down_but_never_below_their_value():
+    assert [percent(v) for v in (0.29, 0.57, 0.996, 1.0, 0.0, None)] == ["29%", "57%", "99%", "100%", "0%", "–"]
+
+
 # --- page x role ------------------------------------------------------------------------------
 
 def test_it_sends_anonymous_visitors_to_the_login_page(client):
