@@ -2,10 +2,10 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from posture import diff_views, token_views, views
+from posture import diff_views, overview_views, token_views, views
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", overview_views.overview, name="home"),
     path("scans/<int:pk>/", views.scan_detail, name="scan-page"),
     path("scans/<int:a>/diff/<int:b>/", diff_views.scan_diff, name="scan-diff-page"),
     path("audit/", views.audit, name="audit-page"),

@@ -11,18 +11,16 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Max
 from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
 from posture.api.filters import strict_filterset
 from posture.api.serializers import FindingSerializer
-from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, FindingFilterSet, HostFilterSet
+from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, FindingFilterSet
 from posture.jobs.ingest import load_snapshot
-from posture.models import Attestation, AuditEvent, DockerHost, ScanRun
+from posture.models import Attestation, AuditEvent, ScanRun
 from posture.queries.diffs import diff_since_previous
-from posture.queries.scans import current_scans
 from posture.queries.verdicts import verdict_moment
 from posture.uploads import attestation_file_response
 
@@ -67,25 +65,6 @@ def login_locked_out(request, original_response=None, credentials=None):
         next_url = ""
     return render(request, "registration/login.html",
                   {"form": AuthenticationForm(request), "lockout": message, "next": next_url}, status=429)
-
-
-@reader_required
-def home(request):
-    """The fleet, filtered as the API's host list is (same FilterSet; archived hosts only
-    when asked for)."""
-    filterset = strict_filterset(HostFilterSet, request.GET, DockerHost.objects.order_by("name"))
-    valid = filterset.is_valid()
-    hosts = list(filterset.qs) if valid else []
-    latest = {
-        s.host_id: s
-        for s in ScanRun.objects.filter(
-            pk__in=ScanRun.objects.values("host_id").annotate(m=Max("id")).values("m")
-        )
-    }
-    current = {s.host_id: s for s in current_scans(hosts)}
-    rows = [{"host": h, "latest": latest.get(h.pk), "current": current.get(h.pk)} for h in hosts]
-    return render(request, "posture/home.html", {"rows": rows, "filterset": filterset, "valid": valid},
-                  status=200 if valid else 400)
 
 
 @reader_required

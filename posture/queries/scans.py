@@ -16,7 +16,7 @@ from datetime import datetime
 
 from django.db.models import Expression, OuterRef, Q, QuerySet, Subquery
 
-from posture.choices import ScanState
+from posture.choices import FINISHED_STATES, ScanState
 from posture.models import DockerHost, ScanRun
 
 HostRef = DockerHost | int
@@ -66,3 +66,23 @@ def previous_scan(scan: ScanRun) -> ScanRun | None:
         .order_by("-finished_at", "-id")
         .first()
     )
+
+
+def last_finished_scan_id(host_ref: str | Expression = "pk", at: datetime | None = None) -> Subquery:
+    """An expression for annotating hosts with their latest *finished* scan's id at ``at``
+    (succeeded, failed or errored, by finish time then id): the scan that says whether the
+    host's last attempt worked, which the current scan (succeeded only) never does."""
+    ref = OuterRef(host_ref) if isinstance(host_ref, str) else host_ref
+    scans = ScanRun.objects.filter(host_id=ref, state__in=FINISHED_STATES)
+    if at is not None:
+        scans = scans.filter(finished_at__lte=at)
+    return Subquery(scans.order_by("-finished_at", "-id").values("id")[:1])
+
+
+def recent_scans(at: datetime | None = None, limit: int = 10) -> QuerySet[ScanRun]:
+    """The ``limit`` scans queued last by ``at`` (default: now), newest first, with their
+    host; logs and warnings deferred (a list never shows them). One query."""
+    scans = ScanRun.objects.select_related("host").defer("log", "warnings")
+    if at is not None:
+        scans = scans.filter(queued_at__lte=at)
+    return scans.order_by("-queued_at", "-id")[:limit]

@@ -38,9 +38,9 @@ def scan():
 
 def test_it_shows_the_fleet_and_a_scans_failures_to_an_auditor(page, auditor_login, scan):
     login(page, *auditor_login)
-    assert page.locator("h1").inner_text() == "Hosts"
-    row = page.locator("tr", has_text="web-1")
-    assert "Succeeded" in row.inner_text() and "4 images, 8 containers" in row.inner_text()
+    assert page.locator("h1").inner_text() == "Overview"
+    row = page.locator("table.host-scores tr", has_text="web-1")
+    assert "%" in row.inner_text() and "failing checks" in row.inner_text()
     row.get_by_role("link", name=f"#{scan.pk}").click()
     assert page.locator("h1").inner_text() == f"Scan #{scan.pk} of web-1"
     page.get_by_role("link", name="fail", exact=False).first.click()
