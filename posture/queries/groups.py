@@ -65,8 +65,8 @@ class ControlGroup:
 
 
 def by_control(qs: QuerySet[CheckResult], framework: str) -> list[ControlGroup]:
-    """One row per control of ``framework`` that has findings in ``qs``, in document order
-    (worst first within a tie is left to the reader: the order is the framework's). Two
+    """One row per control of ``framework`` that has findings in ``qs``, worst status first
+    (failing controls on the first page), in document order within a status. Two
     queries: the GROUP BY over checks and the framework's controls with their checks."""
     per_check = {row["check_id"]: _as_counts(row)
                  for row in qs.order_by().values("check_id").annotate(**_counts())}
@@ -84,4 +84,5 @@ def by_control(qs: QuerySet[CheckResult], framework: str) -> list[ControlGroup]:
             group.counts[s] = group.counts.get(s, 0) + n
     for group in groups:
         group.counts = {s: group.counts[s] for s in STATUS_ORDER if group.counts.get(s)}
-    return groups
+    rank = {s: i for i, s in enumerate(STATUS_ORDER)}
+    return sorted(groups, key=lambda g: rank.get(g.worst or "", len(rank)))  # stable: document order within
