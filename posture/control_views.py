@@ -28,6 +28,7 @@ from posture.filtersets import (
     _Keep,
     framework_choices,
 )
+from posture.finding_views import with_placeholders
 from posture.models import Attestation, ControlException
 from posture.queries import controls as control_queries
 from posture.views import PAGE_SIZE, reader_required
@@ -42,7 +43,7 @@ _EVIDENCE = re.compile(r"^(\d{1,18})-(\d{1,18})$")
 def controls(request: HttpRequest) -> HttpResponse:
     """A framework's controls (default CIS Docker 1.8.0) by section, each with its status,
     counts and hosts failing at ``?at=``; filters as the API's ``/controls/``."""
-    filterset = ControlFilterSet(request.GET, default_framework=DEFAULT_FRAMEWORK)
+    filterset = with_placeholders(ControlFilterSet(request.GET, default_framework=DEFAULT_FRAMEWORK))
     valid = filterset.is_valid()
     context: dict = {"filterset": filterset, "valid": valid, "frameworks": [s for s, _ in framework_choices()]}
     if not valid:

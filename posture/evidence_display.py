@@ -21,6 +21,7 @@ MAX_LINES = 4000
 class Line:
     text: str
     hit: bool = False
+    path: str = ""  # the key path of a marked line, e.g. inspect.HostConfig.Privileged
 
 
 def deciding_paths(detail: str) -> list[tuple[tuple[str, ...], str]]:
@@ -69,7 +70,10 @@ def evidence_lines(payload: object, detail: str = "") -> list[Line]:
     raw: list = []
     _walk(payload, (), 0, None, True, raw)
     wanted = deciding_paths(detail)
-    lines = [Line(text, any(_matches(path, scalar, w, v) for w, v in wanted)) for path, text, scalar in raw]
+    lines = []
+    for path, text, scalar in raw:
+        hit = any(_matches(path, scalar, w, v) for w, v in wanted)
+        lines.append(Line(text, hit, ".".join(path) if hit else ""))
     if len(lines) > MAX_LINES:
         lines = [*lines[:MAX_LINES], Line(f"… {len(lines) - MAX_LINES} more lines")]
     return lines

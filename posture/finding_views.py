@@ -31,13 +31,21 @@ class FindingPageFilterSet(FindingFilterSet):
                                 empty_label="no grouping")
 
 
+def with_placeholders(filterset):
+    """Each text filter shows its help text as a placeholder (``fail,error``, ISO 8601...)."""
+    for field in filterset.form.fields.values():
+        if field.help_text and not hasattr(field.widget, "choices"):
+            field.widget.attrs.setdefault("placeholder", str(field.help_text)[:60])
+    return filterset
+
+
 def cis_refs(check_id: str) -> list[str]:
     return [ref for slug, ref in check_controls().get(check_id, ()) if slug == DEFAULT_FRAMEWORK]
 
 
 @reader_required
 def findings(request: HttpRequest) -> HttpResponse:
-    filterset = FindingPageFilterSet(request.GET)
+    filterset = with_placeholders(FindingPageFilterSet(request.GET))
     valid = filterset.is_valid()
     context: dict = {"filterset": filterset, "valid": valid, "groups": GROUPS, "group": "", "page": None}
     if not valid:

@@ -12,7 +12,7 @@ from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost
 from tests.e2e.conftest import login
 from tests.e2e.test_csp_browser import WATCH, violations
-from tests.e2e.test_hosts_browser import shoot
+from tests.e2e.test_hosts_browser import SHOTS, shoot
 from tests.posture.conftest import SNAPSHOT, stored_scan
 from tests.posture.test_control_pages import HOSTILE, hostile_snapshot
 
@@ -44,6 +44,7 @@ def test_it_shows_hostile_names_and_labels_as_text_and_runs_no_script(watched, f
     page.goto("/findings/?group=resource&host=web-1")
     assert page.locator("table.findings-groups td", has_text=HOSTILE).count() == 1
     page.goto("/controls/cis-docker-1.8.0/5.5/")
+    page.locator("#evidence").screenshot(path=str(SHOTS / "control-evidence-hostile-1280.png"))
     evidence = page.locator("pre.evidence")
     assert f'"{HOSTILE}": "v{HOSTILE}"' in evidence.inner_text()
     hit = page.locator("pre.evidence .jl-hit")
@@ -68,5 +69,6 @@ def test_it_fits_the_pages_at_phone_and_desktop_width(watched, fleet):
             assert page.evaluate("document.documentElement.scrollWidth") <= width, (path, width)
             if width == 390:
                 shoot(page, name)
+            page.screenshot(path=str(SHOTS / f"{name}-top-{width}.png"))  # what a person sees first
     assert violations(page) == []
     assert page.dialogs == []

@@ -127,9 +127,9 @@ def test_it_shows_the_deciding_evidence_with_the_field_marked(client: Client, au
     assert "HostConfig.Privileged=true" in row.detail
     body = client.get(PRIVILEGED, {"evidence": f"{row.scan_id}-{row.pk}"}).content.decode()
     evidence = body.split('id="evidence"', 1)[1].split("</section>", 1)[0]
-    assert '<span class="jl jl-hit">        &quot;Privileged&quot;: true,</span>' in evidence or \
-        re.search(r'<span class="jl jl-hit">\s*&quot;Privileged&quot;: true,?</span>', evidence)
+    assert re.search(r'<span class="jl jl-hit" id="deciding-\d+">\s*&quot;Privileged&quot;: true,?</span>', evidence)
     assert evidence.count("jl-hit") == 1
+    assert "Deciding field: <a href=\"#deciding-" in evidence and "<code>inspect.HostConfig.Privileged</code>" in evidence
     assert row.resource in evidence
 
 
