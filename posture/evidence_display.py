@@ -15,6 +15,8 @@ from dataclasses import dataclass
 _TOKEN = re.compile(r"(?<![\w.])([A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*)=([^\s,;()]*)")
 #: Payloads bigger than this many lines are cut (the digest names the whole payload).
 MAX_LINES = 4000
+#: Marks the opening and closing lines of objects and lists (no scalar value of their own).
+_OPEN = object()
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Line:
     text: str
     hit: bool = False
     path: str = ""  # the key path of a marked line, e.g. inspect.HostConfig.Privileged
+    value: str = ""  # its value as JSON, e.g. true
 
 
 def deciding_paths(detail: str) -> list[tuple[tuple[str, ...], str]]:
@@ -39,16 +42,16 @@ def _walk(value: object, path: tuple[str, ...], indent: int, key: str | None, la
     prefix = f"{pad}{_scalar(key)}: " if key is not None else pad
     comma = "" if last else ","
     if isinstance(value, dict) and value:
-        out.append((path, prefix + "{", None))
+        out.append((path, prefix + "{", _OPEN))
         items = list(value.items())
         for i, (k, v) in enumerate(items):
             _walk(v, (*path, str(k)), indent + 1, str(k), i == len(items) - 1, out)
-        out.append((path, pad + "}" + comma, None))
+        out.append((path[:-1] + ("}",), pad + "}" + comma, _OPEN))
     elif isinstance(value, list) and value:
-        out.append((path, prefix + "[", None))
+        out.append((path, prefix + "[", _OPEN))
         for i, v in enumerate(value):
             _walk(v, path, indent + 1, None, i == len(value) - 1, out)
-        out.append((path, pad + "]" + comma, None))
+        out.append((path[:-1] + ("]",), pad + "]" + comma, _OPEN))
     else:
         out.append((path, prefix + _scalar(value) + comma, value))
 
@@ -61,6 +64,8 @@ def _matches(path: tuple[str, ...], scalar: object, wanted: tuple[str, ...], val
         return False
     if len(wanted) > 1:
         return True
+    if scalar is _OPEN:
+        return False
     shown = scalar if isinstance(scalar, str) else _scalar(scalar)
     return shown == value
 
@@ -73,7 +78,7 @@ def evidence_lines(payload: object, detail: str = "") -> list[Line]:
     lines = []
     for path, text, scalar in raw:
         hit = any(_matches(path, scalar, w, v) for w, v in wanted)
-        lines.append(Line(text, hit, ".".join(path) if hit else ""))
+        lines.append(Line(text, hit, ".".join(path), "" if scalar is _OPEN else _scalar(scalar)) if hit else Line(text))
     if len(lines) > MAX_LINES:
         lines = [*lines[:MAX_LINES], Line(f"… {len(lines) - MAX_LINES} more lines")]
     return lines

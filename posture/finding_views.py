@@ -31,11 +31,20 @@ class FindingPageFilterSet(FindingFilterSet):
                                 empty_label="no grouping")
 
 
+#: Examples shown in empty filter boxes (the help text is the field's title).
+PLACEHOLDERS = {"at": "2026-11-01T00:00Z", "new_since": "2026-11-01", "control": "5.5", "host": "name or id",
+                "ref": "5.5 or CC6.1", "section": "5 or CC6", "resource_type": "container,image",
+                "resource": "exact name", "resource_contains": "part of a name", "status": "fail,error",
+                "severity": "critical,high", "ordering": "-severity,host"}
+
+
 def with_placeholders(filterset):
-    """Each text filter shows its help text as a placeholder (``fail,error``, ISO 8601...)."""
-    for field in filterset.form.fields.values():
-        if field.help_text and not hasattr(field.widget, "choices"):
-            field.widget.attrs.setdefault("placeholder", str(field.help_text)[:60])
+    """Each text filter shows a short example as its placeholder and its help as a title."""
+    for name, field in filterset.form.fields.items():
+        if name in PLACEHOLDERS and not hasattr(field.widget, "choices"):
+            field.widget.attrs.setdefault("placeholder", PLACEHOLDERS[name])
+        if field.help_text:
+            field.widget.attrs.setdefault("title", str(field.help_text))
     return filterset
 
 

@@ -22,6 +22,7 @@ def test_it_marks_the_key_path_the_detail_names():
     assert deciding_paths("HostConfig.Privileged=true grants every capability") == [(("HostConfig", "Privileged"), "true")]
     assert hits(PAYLOAD, "HostConfig.Privileged=true grants every capability") == ["inspect.HostConfig.Privileged"]
     assert hits(PAYLOAD, "HostConfig.Memory=0 (unlimited)") == ["inspect.HostConfig.Memory"]
+    assert [line.value for line in evidence_lines(PAYLOAD, "HostConfig.Privileged=true") if line.hit] == ["true"]
 
 
 def test_it_marks_a_one_key_path_only_when_its_value_matches_too():
