@@ -70,5 +70,10 @@ def test_it_fits_the_pages_at_phone_and_desktop_width(watched, fleet):
             if width == 390:
                 shoot(page, name)
             page.screenshot(path=str(SHOTS / f"{name}-top-{width}.png"))  # what a person sees first
+            table = page.locator("main table").first
+            if width == 390 and table.count():
+                box = table.bounding_box()
+                page.screenshot(path=str(SHOTS / f"{name}-table-{width}.png"), full_page=True,
+                                clip={"x": 0, "y": box["y"] - 60, "width": width, "height": height})
     assert violations(page) == []
     assert page.dialogs == []

@@ -168,3 +168,16 @@ def test_it_reads_a_bounded_number_of_queries(client: Client, auditor, django_as
         scanned(f"web-{i + 1}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get("/findings/", query).status_code == 200
+
+
+def test_it_reads_the_fleet_as_of_a_moment(client: Client, auditor, fleet):
+    """``?at=`` reads each host's current scan then: before the first scan there is none."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    client.force_login(auditor)
+    before = (timezone.now() - timedelta(days=1)).isoformat()
+    body = client.get("/findings/", {"at": before}).content.decode()
+    assert rows(body) == 1 and "No findings match these filters." in body
+    assert rows(client.get("/findings/", {"at": timezone.now().isoformat()}).content.decode()) == 50
