@@ -17,8 +17,11 @@ from posture.queries.history import failure_windows
 
 #: How far back a control's timeline looks.
 TIMELINE_DAYS = 90
-#: Windows listed under the timeline (newest first); the bars draw every one of them.
+#: Windows listed under the timeline (newest first).
 TIMELINE_ROWS = 200
+#: Windows drawn as bars at most (a fleet-wide control can have thousands in 90 days: the
+#: page says how many were left out rather than loading them all).
+TIMELINE_MAX = 2000
 
 
 def control(framework: str, ref: str) -> Control | None:
@@ -74,23 +77,27 @@ class Timeline:
     end: datetime
     hosts: list[HostTimeline]
     rows: list[FailureWindow]  # newest first, at most TIMELINE_ROWS
-    total: int
+    total: int  # windows in the period
+    drawn: int = 0  # windows drawn (at most TIMELINE_MAX, the earliest opened)
 
 
 def timeline(check_ids: list[str], end: datetime | None = None, days: int = TIMELINE_DAYS) -> Timeline:
     """The failure windows of ``check_ids`` overlapping the ``days`` before ``end`` (default
     now), per host (``posture.queries.history.failure_windows``, clipped to the period).
-    One query for the windows, whatever the hosts."""
+    One query for the windows (a COUNT too past ``TIMELINE_MAX``), whatever the hosts."""
     end = min(end or timezone.now(), timezone.now())
     start = end - timedelta(days=days)
     windows: QuerySet[FailureWindow] = failure_windows(check=check_ids, period=(start, end)).select_related("host")
-    listed = list(windows) if check_ids else []
+    listed = list(windows[:TIMELINE_MAX + 1]) if check_ids else []
+    total = len(listed)
+    if total > TIMELINE_MAX:
+        listed, total = listed[:TIMELINE_MAX], windows.count()
     per_host: dict[int, HostTimeline] = {}
     for w in listed:
         per_host.setdefault(w.host_id, HostTimeline(w.host_id, w.host.name)).windows.append(w)
     hosts = sorted(per_host.values(), key=lambda h: (-h.failing_for, h.host_name))
     rows = sorted(listed, key=lambda w: (w.opened_at, w.pk), reverse=True)
-    return Timeline(start, end, hosts, rows[:TIMELINE_ROWS], len(listed))
+    return Timeline(start, end, hosts, rows[:TIMELINE_ROWS], total, drawn=len(listed))
 
 
 def bars(timeline: Timeline, width: int = 1000) -> dict[int, list[tuple[int, int]]]:

@@ -192,3 +192,13 @@ def test_it_reads_a_bounded_number_of_queries(client: Client, auditor, django_as
         scanned(f"web-{i + 1}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert client.get(path).status_code == 200
+
+
+def test_it_caps_the_windows_drawn_and_says_so(client: Client, auditor, fleet, monkeypatch):
+    from posture.queries import controls
+
+    monkeypatch.setattr(controls, "TIMELINE_MAX", 1)
+    timeline = controls.timeline(["container.privileged_disabled"])
+    assert (timeline.total, timeline.drawn) == (2, 1)
+    client.force_login(auditor)
+    assert "2 windows in these 90 days: the bars draw the first 1." in client.get(PRIVILEGED).content.decode()
