@@ -2,12 +2,15 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from posture import diff_views, overview_views, token_views, views
+from posture import control_views, diff_views, finding_views, overview_views, token_views, views
 
 urlpatterns = [
     path("", overview_views.overview, name="home"),
     path("scans/<int:pk>/", views.scan_detail, name="scan-page"),
     path("scans/<int:a>/diff/<int:b>/", diff_views.scan_diff, name="scan-diff-page"),
+    path("findings/", finding_views.findings, name="findings-page"),
+    path("controls/", control_views.controls, name="controls-page"),
+    path("controls/<str:framework>/<str:ref>/", control_views.control_detail, name="control-page"),
     path("audit/", views.audit, name="audit-page"),
     path("attestations/", views.attestations, name="attestations-page"),
     path("attestations/<int:pk>/file/", views.attestation_file, name="attestation-file-page"),
