@@ -66,6 +66,7 @@ class ProposeForm(WorkflowForm):
     expires_at = _moment_field("Expires", "UTC; the exception stops applying then, by itself")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "propose_%s")  # the filter form above uses id_*
         super().__init__(*args, **kwargs)
         self.fields["check_id"].choices = _check_choices()
 
@@ -84,6 +85,7 @@ class AttestForm(WorkflowForm):
     file = forms.FileField(required=False, help_text="optional evidence: PDF, PNG, JPEG, plain text (.txt) or CSV")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("auto_id", "attest_%s")  # the filter form above uses id_*
         super().__init__(*args, **kwargs)
         self.fields["check_id"].choices = _check_choices(manual_only=True)
 
