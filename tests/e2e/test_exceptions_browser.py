@@ -111,6 +111,19 @@ def test_it_lets_an_operator_propose_and_another_admin_approve_until_the_finding
     mine.refresh_from_db()
     assert mine.state == ExceptionState.PROPOSED
 
+    # Hostile and unbroken text stays text and inside a phone screen.
+    hostile = workflow.propose(User.objects.get(username="olive"), check_id=PRIV, host=host,
+                               resource_pattern=XSS + "x" * 250, justification=XSS + "y" * 2000,
+                               expires_at=exc.expires_at)
+    operator.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/exceptions/", f"/exceptions/{hostile.pk}/", "/attestations/", "/integrity/",
+                 f"/integrity/{host.pk}/"):
+        operator.goto(path)
+        assert operator.evaluate("document.documentElement.scrollWidth") <= 390, path
+        assert operator.locator("img[src=x]").count() == 0, path
+    operator.set_viewport_size({"width": 1280, "height": 900})
+    operator.goto(f"/exceptions/{hostile.pk}/")
+    assert operator.get_by_text(XSS + "x" * 250).count() >= 1  # in full, as text
     operator.goto("/exceptions/")
     shoot(operator, "exceptions-list")
     for page in (operator, admin):

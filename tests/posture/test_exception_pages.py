@@ -255,7 +255,7 @@ def test_it_refuses_a_bad_attestation_file_and_stores_nothing(operator, media, n
         "file": SimpleUploadedFile(name, content, content_type="application/pdf")})
     assert response.status_code == 400 and message in response.content.decode()
     assert not Attestation.objects.exists() and not AuditEvent.objects.exists()
-    assert not [p for p in Path(media).rglob("*") if p.is_file()] if Path(media).exists() else True
+    assert not (Path(media).exists() and [p for p in Path(media).rglob("*") if p.is_file()])
 
 
 def test_it_refuses_an_oversized_attestation_upload_before_reading_it(operator, settings, media):
