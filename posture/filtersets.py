@@ -167,6 +167,7 @@ class _Keep(django_filters.Filter):
 #: listed here.
 KNOWN_ACTIONS = (
     "attestation.created",
+    "evidence.verified",
     "exception.approved",
     "exception.proposed",
     "exception.rejected",

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from posture import roles
 from posture.api.filters import strict_filterset
 from posture.api.serializers import FindingSerializer
-from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, FindingFilterSet
+from posture.filtersets import AuditEventFilterSet, FindingFilterSet
 from posture.jobs.ingest import load_snapshot
 from posture.models import Attestation, AuditEvent, ScanRun
 from posture.queries.diffs import diff_since_previous
@@ -100,17 +100,6 @@ def audit(request):
     events = filterset.qs if valid else AuditEvent.objects.none()
     page = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "posture/audit.html", {"filterset": filterset, "page": page, "valid": valid},
-                  status=200 if valid else 400)
-
-
-@reader_required
-def attestations(request):
-    """Attestations of manual checks, with links to their files, filtered as the API's list."""
-    filterset = strict_filterset(AttestationFilterSet, request.GET,
-                                 Attestation.objects.select_related("host", "attested_by").order_by("-attested_at", "-id"))
-    valid = filterset.is_valid()
-    page = Paginator(filterset.qs if valid else Attestation.objects.none(), PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "posture/attestations.html", {"page": page, "filterset": filterset, "valid": valid},
                   status=200 if valid else 400)
 
 
