@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from posture.models import Report, ReportKind, ReportState
+from posture.models.audit import record
 from posture.reports import csv as exports
 from posture.reports.package import build_package
 
@@ -53,6 +54,8 @@ def request_report(user, kind: str, framework: str, start: datetime, end: dateti
     report = Report.objects.create(kind=kind, csv_kind=csv_kind, framework=framework, period_start=start,
                                    period_end=end, hosts=list(hosts) if hosts is not None else None,
                                    requested_by=user if getattr(user, "pk", None) else None)
+    record("report.requested", f"report #{report.pk}", actor=report.requested_by, kind=kind, csv_kind=csv_kind,
+           framework=framework, start=start.isoformat(), end=end.isoformat(), hosts=report.hosts)
     from posture.tasks import send_report
 
     send_report(report.pk)

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from posture.jobs.reports import render_report
-from posture.models import CheckResult, Report
+from posture.models import AuditEvent, CheckResult, Report
 from tests.posture.conftest import api_error
 from tests.posture.reports.conftest import CIS, PAYLOADS
 from tests.posture.reports.test_package import package
@@ -39,6 +39,8 @@ def test_it_lets_an_auditor_request_poll_and_download_a_report(period, auditor, 
     assert response.status_code == 202, response.content
     body = response.json()
     assert (body["state"], body["requested_by"], body["download"]) == ("queued", "audrey", None)
+    event = AuditEvent.objects.get(action="report.requested")
+    assert (event.actor, event.target, event.detail["hosts"]) == (auditor, f"report #{body['id']}", ["audit1"])
     early = client.get(f"/api/v1/reports/{body['id']}/download/")
     assert early.status_code == 409 and api_error(early)["code"] == "conflict"
 
