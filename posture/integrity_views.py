@@ -1,6 +1,6 @@
 """Evidence integrity: per host the state of its hash chain (verified / broken, naming the
 first broken scan), its succeeded scans, and its head chain and manifest digests; "Verify
-now" recomputes one host's chain synchronously (``posture.jobs.integrity.verify_host``), one
+now" recomputes one host's chain synchronously (``posture.jobs.integrity.record_verification``: chain and verdicts), one
 host at a time so a request's time stays bounded by one host's history. Every role reads
 and may verify (verifying changes no evidence); the POST carries a CSRF token."""
 
@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from posture.jobs.integrity import verify_host
+from posture.jobs.integrity import record_verification
 from posture.models import DockerHost
 from posture.queries.integrity import chain_facts, verifications
 from posture.views import PAGE_SIZE, reader_required
@@ -38,7 +38,7 @@ def integrity_host_page(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def verify_now(request: HttpRequest, pk: int) -> HttpResponse:
     host = get_object_or_404(DockerHost, pk=pk)
-    event = verify_host(request.user, host)
+    event = record_verification(request.user, host)
     count = event.detail["problem_count"]
     if count:
         messages.error(request, f"{host.name}: the evidence chain is broken ({count} problem{'s' if count != 1 else ''}); "

@@ -62,3 +62,16 @@ def recover_stale_scans() -> int:
     for scan_id in ids:
         run_scan.delay(scan_id)
     return len(ids)
+
+
+@shared_task(name="posture.render_report", base=WorkerTimeLimits, acks_late=True, reject_on_worker_lost=True)
+def render_report(report_id: int) -> str:
+    """Render one queued report (posture.jobs.reports); a second delivery finds it taken."""
+    from posture.jobs import reports
+
+    return str(reports.render_report(report_id))
+
+
+def send_report(report_id: int) -> None:
+    """Queue the rendering once the report's row is committed."""
+    transaction.on_commit(lambda: render_report.delay(report_id))

@@ -30,6 +30,9 @@ RULES: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {
     ("token", "create"): ("creating API tokens", ANY_ROLE),
     ("token", "destroy"): ("revoking API tokens", ANY_ROLE),
     ("token", "revoke"): ("revoking API tokens", ANY_ROLE),
+    # Auditor: read and export. Requesting a report and checking a package change no evidence.
+    ("report", "create"): ("requesting reports", ANY_ROLE),
+    ("report", "verify"): ("verifying evidence packages", ANY_ROLE),
 }
 #: Route basenames whose every action (reads included) needs particular roles.
 ROUTE_RULES: dict[str, tuple[str, tuple[str, ...]]] = {

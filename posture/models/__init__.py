@@ -6,6 +6,7 @@ from .evidence import Evidence, EvidenceSet, EvidenceSetItem
 from .exceptions import Attestation, ControlException, ExceptionState
 from .history import DailyPosture, FailureWindow
 from .hosts import DockerHost
+from .reports import Report, ReportKind, ReportState
 from .results import CheckResult, Evaluation, ResultChunk, ResultSet, ResultSetChunk
 from .scans import ScanRun
 from .tokens import ApiToken
@@ -13,5 +14,5 @@ from .tokens import ApiToken
 __all__ = [
     "ApiToken", "Attestation", "AuditEvent", "Check", "CheckResult", "Control", "ControlException", "DailyPosture",
     "DockerHost", "Evaluation", "Evidence", "EvidenceSet", "EvidenceSetItem", "ExceptionState", "FailureWindow",
-    "Framework", "ResultChunk", "ResultSet", "ResultSetChunk", "ScanRun",
+    "Framework", "Report", "ReportKind", "ReportState", "ResultChunk", "ResultSet", "ResultSetChunk", "ScanRun",
 ]

@@ -1,0 +1,110 @@
+"""Reports: requested (validated, a queued row), rendered by a worker (posture.render_report),
+stored under MEDIA_ROOT/reports/ with their sha256.
+
+Rendering claims the row with a conditional UPDATE (queued -> running), so a redelivered
+task never renders a report twice; the file is written beside its final name and renamed
+once complete, so a crash leaves no half file under a report's name. A failure is recorded
+as ``failed`` with a one-line reason; nothing else is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from datetime import datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from posture.models import Report, ReportKind, ReportState
+from posture.models.audit import record
+from posture.reports import csv as exports
+from posture.reports.package import build_package
+
+log = logging.getLogger("posture.reports")
+
+
+class ReportRefused(ValueError):
+    """The request cannot become a report (unknown framework, host or kind, bad period)."""
+
+
+def spec_of(report: Report) -> exports.ExportSpec:
+    return exports.ExportSpec(report.framework, report.period_start, report.period_end,
+                              tuple(report.hosts) if report.hosts is not None else None)
+
+
+def request_report(user, kind: str, framework: str, start: datetime, end: datetime,
+                   hosts: list[str] | None = None, csv_kind: str = "") -> Report:
+    """Validate and queue a report; the task is sent once the row is committed."""
+    if kind == ReportKind.PDF:
+        raise ReportRefused("PDF reports are not available yet: request kind csv or zip")
+    if kind not in ReportKind.values:
+        raise ReportRefused(f"unknown kind {kind[:20]!r}; valid: csv, zip")
+    if kind == ReportKind.CSV and csv_kind not in exports.KINDS:
+        raise ReportRefused(f"a CSV report needs csv_kind, one of: {', '.join(exports.KINDS)}")
+    if kind == ReportKind.ZIP and csv_kind:
+        raise ReportRefused("csv_kind is only for CSV reports (a package holds every CSV)")
+    spec = exports.ExportSpec(framework, start, end, tuple(hosts) if hosts is not None else None)
+    try:
+        spec.check()
+    except ValueError as exc:
+        raise ReportRefused(str(exc)) from None
+    report = Report.objects.create(kind=kind, csv_kind=csv_kind, framework=framework, period_start=start,
+                                   period_end=end, hosts=list(hosts) if hosts is not None else None,
+                                   requested_by=user if getattr(user, "pk", None) else None)
+    record("report.requested", f"report #{report.pk}", actor=report.requested_by, kind=kind, csv_kind=csv_kind,
+           framework=framework, start=start.isoformat(), end=end.isoformat(), hosts=report.hosts)
+    from posture.tasks import send_report
+
+    send_report(report.pk)
+    return report
+
+
+def _progress(report_id: int, percent: int, note: str) -> None:
+    Report.objects.filter(pk=report_id, state=ReportState.RUNNING).update(progress=min(percent, 99), progress_note=note[:200])
+
+
+def render_report(report_id: int) -> str:
+    """Render a queued report into its file. Returns the final state (or "skipped" when the
+    row is not queued: already taken by another delivery)."""
+    claimed = Report.objects.filter(pk=report_id, state=ReportState.QUEUED).update(
+        state=ReportState.RUNNING, started_at=timezone.now(), progress=0)
+    if not claimed:
+        return "skipped"
+    report = Report.objects.get(pk=report_id)
+    spec = spec_of(report)
+    relative = Path("reports") / f"{timezone.now():%Y}" / (
+        f"report-{report.pk}-{report.framework}-{report.kind}"
+        f"{'-' + report.csv_kind if report.csv_kind else ''}.{report.kind}")
+    final = Path(settings.MEDIA_ROOT) / relative
+    partial = final.with_name(final.name + ".part")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as out:
+            if report.kind == ReportKind.CSV:
+                exports.write(report.csv_kind, spec, out,
+                              progress=lambda n: _progress(report_id, 50, f"{report.csv_kind}: {n} rows"))
+            else:
+                kinds = list(exports.KINDS)
+                by = report.requested_by.username if report.requested_by else ""
+                build_package(spec, out, generated_by=by, progress=lambda kind, n: _progress(
+                    report_id, int(100 * kinds.index(kind) / len(kinds)), f"{kind}.csv: {n} rows"))
+        sha, size = hashlib.sha256(), 0
+        with open(partial, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 16), b""):
+                sha.update(block)
+                size += len(block)
+        os.replace(partial, final)
+    except Exception as exc:  # recorded on the row: the requester sees why
+        partial.unlink(missing_ok=True)
+        log.exception("report #%s failed", report_id)
+        Report.objects.filter(pk=report_id).update(state=ReportState.FAILED, finished_at=timezone.now(),
+                                                   error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
+        return ReportState.FAILED
+    with transaction.atomic():
+        Report.objects.filter(pk=report_id).update(state=ReportState.SUCCEEDED, finished_at=timezone.now(),
+                                                   progress=100, progress_note="", file=str(relative),
+                                                   sha256=sha.hexdigest(), size=size)
+    return ReportState.SUCCEEDED
