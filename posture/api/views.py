@@ -49,7 +49,7 @@ from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.queries.scans import current_scan_id
 from posture.queries.verdicts import verdict_moment
-from posture.uploads import attestation_file_response
+from posture.uploads import FALLBACK_TYPE, KINDS, attestation_file_response
 
 _HOST_REF = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
                              description="the host's id or its name (an all-digit value is tried as an id first)")
@@ -284,8 +284,10 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
         att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
         return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
-        OpenApiTypes.BINARY, description="the file, as an attachment (PDF, PNG, JPEG, text or CSV)")})
+    @extend_schema(responses={(200, media): OpenApiResponse(
+        OpenApiTypes.BINARY, description="the file, as an attachment (PDF, PNG, JPEG, text or CSV; "
+        "application/octet-stream when its content does not match its name)")
+        for media in (*(kind.content_type.split(";")[0] for kind in KINDS), FALLBACK_TYPE)})
     @action(detail=True, methods=["get"], url_path="file", url_name="file", content_negotiation_class=_JSONErrorsOnly)
     def file(self, request, pk=None):
         """The attestation's file, as a download (attachment, type from an allow-list)."""
