@@ -55,3 +55,19 @@ class Pagination(PageNumberPagination):
         for param in params:
             param["schema"]["minimum"] = 1
         return params
+
+
+class RollupPagination(Pagination):
+    """A scan's control rollups: the page, plus ``summary`` (each framework's score and
+    coverage over the whole rollup, not just the page), documented in the schema."""
+
+    #: Registered as a component by posture.api.schema.AutoSchema.
+    summary_component = "RollupSummary"
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        paged = super().get_paginated_response_schema(schema)
+        paged["properties"]["summary"] = {
+            "type": "array", "items": {"$ref": f"#/components/schemas/{self.summary_component}"},
+            "description": "each framework's score and coverage over every row, not only this page"}
+        paged["required"] = [*paged.get("required", []), "summary"]
+        return paged

@@ -47,6 +47,10 @@ class AutoSchema(SpectacularAutoSchema):
         responses = operation["responses"]
         for code in sorted(codes):
             responses.setdefault(code, {"content": {"application/json": {"schema": ref}}, "description": ERRORS[code]})
+        if getattr(self._get_paginator(), "summary_component", None):
+            from posture.api.serializers import RollupSummarySerializer  # serializers import views' neighbours
+
+            self.resolve_serializer(RollupSummarySerializer, "response")  # the page's summary items
         if self._is_conditional():
             self._document_conditional(operation)
         return operation

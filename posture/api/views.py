@@ -18,6 +18,7 @@ from rest_framework.reverse import reverse
 
 from posture.api.conditional import conditional, without_summary_moment
 from posture.api.diffs import DIFF_SCHEMA, ScanDiffSerializer, diff_for_request
+from posture.api.pagination import RollupPagination
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
@@ -159,7 +160,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)),
                    responses=ControlRollupSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=RollupPagination)
     @conditional(ignore=without_summary_moment)
     def controls(self, request, pk=None):
         """Every control of ``?framework=`` (default cis-docker-1.8.0) with the worst status of

@@ -158,3 +158,11 @@ def test_it_serves_a_schema_that_validates_without_warnings(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
     assert (tmp_path / "schema.yaml").stat().st_size > 10_000
 
+
+
+def test_it_documents_the_summary_beside_a_scans_control_rollup():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    ok = schema["paths"]["/api/v1/scans/{id}/controls/"]["get"]["responses"]["200"]["content"]["application/json"]
+    page = schema["components"]["schemas"][ok["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert page["properties"]["summary"]["items"] == {"$ref": "#/components/schemas/RollupSummary"}
+    assert {"score", "coverage", "framework"} <= set(schema["components"]["schemas"]["RollupSummary"]["properties"])
