@@ -112,8 +112,11 @@ class MomentField(forms.Field):
         return parse_moment(str(value))
 
 
-class MomentFilter(django_filters.Filter):
-    """A moment (``?at=``, ``?new_since=``) parsed as the API always has."""
+class MomentFilter(django_filters.IsoDateTimeFilter):
+    """A moment (``?at=``, ``?finished_after=``, ...) parsed as the API always has: in UTC
+    before it reaches the database (django-filter's IsoDateTimeFilter passed ``-23:25``
+    offsets on, which PostgreSQL refuses: a 500). An IsoDateTimeFilter only so that the schema
+    says ``format: date-time``."""
 
     field_class = MomentField
 
@@ -320,10 +323,10 @@ class ScanFilterSet(django_filters.FilterSet):
     host = django_filters.CharFilter(field_name="host__name", label="Host", help_text="exact host name")
     state = ListingChoiceFilter(choices=ScanState.choices, label="State")
     trigger = ListingChoiceFilter(choices=Trigger.choices, label="Trigger")
-    finished_after = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte",
-                                                      label="Finished at or after", help_text="ISO 8601")
-    finished_before = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="lt",
-                                                       label="Finished before", help_text="ISO 8601")
+    finished_after = MomentFilter(field_name="finished_at", lookup_expr="gte",
+                                  label="Finished at or after", help_text="ISO 8601")
+    finished_before = MomentFilter(field_name="finished_at", lookup_expr="lt",
+                                   label="Finished before", help_text="ISO 8601")
 
     class Meta:
         model = ScanRun
@@ -338,10 +341,10 @@ class ControlExceptionFilterSet(django_filters.FilterSet):
     host = django_filters.CharFilter(method="filter_host", label="Host",
                                      help_text="exceptions that apply to this host: its own and those for every host")
     state = ListingChoiceFilter(choices=ExceptionState.choices, label="State")
-    in_force_at = django_filters.IsoDateTimeFilter(method="filter_in_force_at", label="In force at",
-                                                   help_text="approved, not expired and not revoked at this moment")
-    expiring_before = django_filters.IsoDateTimeFilter(field_name="expires_at", lookup_expr="lt",
-                                                       label="Expiring before", help_text="ISO 8601")
+    in_force_at = MomentFilter(method="filter_in_force_at", label="In force at",
+                               help_text="approved, not expired and not revoked at this moment")
+    expiring_before = MomentFilter(field_name="expires_at", lookup_expr="lt",
+                                   label="Expiring before", help_text="ISO 8601")
 
     class Meta:
         model = ControlException
@@ -360,8 +363,8 @@ class AttestationFilterSet(django_filters.FilterSet):
     check = django_filters.CharFilter(field_name="check_id", label="Check", help_text="check id")
     host = django_filters.CharFilter(method="filter_host", label="Host",
                                      help_text="attestations that apply to this host: its own and those for every host")
-    valid_at = django_filters.IsoDateTimeFilter(method="filter_valid_at", label="Valid at",
-                                                help_text="attested at or before, and valid after, this moment")
+    valid_at = MomentFilter(method="filter_valid_at", label="Valid at",
+                            help_text="attested at or before, and valid after, this moment")
 
     class Meta:
         model = Attestation

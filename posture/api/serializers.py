@@ -82,9 +82,9 @@ class ScanRunListSerializer(ScanRunSerializer):
 
 class ControlExceptionSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
-    proposed_by = serializers.StringRelatedField()
-    decided_by = serializers.StringRelatedField()
-    revoked_by = serializers.StringRelatedField()
+    proposed_by = serializers.StringRelatedField(allow_null=True)  # null once the account is deleted
+    decided_by = serializers.StringRelatedField(allow_null=True)
+    revoked_by = serializers.StringRelatedField(allow_null=True)
 
     class Meta:
         model = ControlException
@@ -111,7 +111,7 @@ class AttestationFileField(serializers.FileField):
 
 class AttestationSerializer(serializers.ModelSerializer):
     host = serializers.SlugRelatedField(slug_field="name", queryset=DockerHost.objects.all(), required=False, allow_null=True)
-    attested_by = serializers.StringRelatedField()
+    attested_by = serializers.StringRelatedField(allow_null=True)
     file = AttestationFileField(required=False, allow_null=True,
                                 help_text="PDF, PNG, JPEG, plain text or CSV, up to POSTURE_ATTESTATION_MAX_BYTES; "
                                           "read back as its authenticated download URL")

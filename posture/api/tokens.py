@@ -34,7 +34,8 @@ class ApiTokenSerializer(serializers.ModelSerializer):
     prefix = serializers.CharField(source="display_prefix", read_only=True,
                                    help_text="the start of the token, to tell tokens apart (not secret)")
     state = serializers.ChoiceField(choices=TokenState.choices, read_only=True)
-    revoked_by = serializers.CharField(source="revoked_by.get_username", read_only=True, default=None)
+    revoked_by = serializers.CharField(source="revoked_by.get_username", read_only=True, default=None,
+                                       allow_null=True)
     name = serializers.CharField(max_length=NAME_MAX, help_text="what the token is for")
     expires_at = serializers.DateTimeField(required=False, allow_null=True,
                                            help_text="when it stops working; omit (and expires_in_days) for never")
@@ -89,7 +90,7 @@ class ApiTokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
         token, _changed = _domain_call(token_jobs.revoke_token, request.user, self.get_object())
         return Response(self.get_serializer(token).data)
 
-    @extend_schema(responses=ApiTokenSerializer, description="Revokes the token (as POST .../revoke/); "
+    @extend_schema(responses={200: ApiTokenSerializer}, description="Revokes the token (as POST .../revoke/); "
                    "idempotent. The row is kept.")
     def destroy(self, request, *args, **kwargs):
         return self._revoke(request)

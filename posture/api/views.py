@@ -16,7 +16,9 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
 
+from posture.api.conditional import conditional, without_summary_moment
 from posture.api.diffs import DIFF_SCHEMA, ScanDiffSerializer, diff_for_request
+from posture.api.pagination import RollupPagination
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
@@ -48,7 +50,7 @@ from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.queries.scans import current_scan_id
 from posture.queries.verdicts import verdict_moment
-from posture.uploads import attestation_file_response
+from posture.uploads import FALLBACK_TYPE, KINDS, attestation_file_response
 
 _HOST_REF = OpenApiParameter("id", OpenApiTypes.STR, OpenApiParameter.PATH,
                              description="the host's id or its name (an all-digit value is tried as an id first)")
@@ -94,7 +96,7 @@ class DockerHostViewSet(viewsets.ModelViewSet):
     def _answer(self, host: DockerHost) -> Response:
         return Response(self.get_serializer(self.get_queryset().get(pk=host.pk)).data)
 
-    @extend_schema(responses=DockerHostSerializer, description="Archives the host (its history is kept); "
+    @extend_schema(responses={200: DockerHostSerializer}, description="Archives the host (its history is kept); "
                    "idempotent. There is no deletion through the API.")
     def destroy(self, request, *args, **kwargs):
         host, _ = archive_host(self.get_object(), actor=request.user)
@@ -144,6 +146,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=filter_parameters(FindingFilterSet), responses=FindingSerializer(many=True))
     @action(detail=True, methods=["get"])
+    @conditional
     def results(self, request, pk=None):
         """Verdicts of the scan (check x resource) after the exceptions and attestations in
         force at ``?at=`` (default: now for the host's current scan, else when the scan
@@ -157,7 +160,8 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)),
                    responses=ControlRollupSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=RollupPagination)
+    @conditional(ignore=without_summary_moment)
     def controls(self, request, pk=None):
         """Every control of ``?framework=`` (default cis-docker-1.8.0) with the worst status of
         the scan's results behind it (after exceptions and attestations in force at ``?at=``,
@@ -177,6 +181,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
 
     @DIFF_SCHEMA
     @action(detail=True, methods=["get"], serializer_class=ScanDiffSerializer)
+    @conditional
     def diff(self, request, pk=None):
         """What changed since ``?against=`` (default: the host's previous succeeded scan)."""
         return Response(ScanDiffSerializer(diff_for_request(request, self.get_object())).data)
@@ -280,8 +285,10 @@ class AttestationViewSet(viewsets.ReadOnlyModelViewSet, mixins.CreateModelMixin)
         att = _domain_call(exception_jobs.attest, request.user, **ser.validated_data)
         return Response(self.get_serializer(att).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
-        OpenApiTypes.BINARY, description="the file, as an attachment (PDF, PNG, JPEG, text or CSV)")})
+    @extend_schema(responses={(200, media): OpenApiResponse(
+        OpenApiTypes.BINARY, description="the file, as an attachment (PDF, PNG, JPEG, text or CSV; "
+        "application/octet-stream when its content does not match its name)")
+        for media in (*(kind.content_type.split(";")[0] for kind in KINDS), FALLBACK_TYPE)})
     @action(detail=True, methods=["get"], url_path="file", url_name="file", content_negotiation_class=_JSONErrorsOnly)
     def file(self, request, pk=None):
         """The attestation's file, as a download (attachment, type from an allow-list)."""
@@ -310,12 +317,14 @@ class ControlViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "pk"
 
     @extend_schema(parameters=filter_parameters(ControlFilterSet))
+    @conditional
     def list(self, request, *args, **kwargs):
         filterset = _valid(ControlFilterSet(request.query_params, queryset=self.get_queryset(), request=request))
         page = self.paginate_queryset(filterset.qs)
         context = {**self.get_serializer_context(), "rollups": filterset.rollups()}
         return self.get_paginated_response(ControlSerializer(page, many=True, context=context).data)
 
+    @conditional
     def retrieve(self, request, *args, **kwargs):
         control = self.get_object()
         filterset = _valid(ControlFilterSet(request.query_params, request=request,

@@ -220,7 +220,7 @@ def test_it_leaves_detail_reads_to_the_detail(personas, fleet):
 @pytest.mark.parametrize("url, params, message", [
     ("/", {"enabled": "maybe"}, "enabled: unknown parameter; accepted: at, days"),
     ("/", {"status": "bogus"}, "status: unknown parameter; accepted: at, days"),
-    ("/attestations/", {"valid_at": "yesterday"}, "valid_at: Enter a valid date/time."),
+    ("/attestations/", {"valid_at": "yesterday"}, "is not a valid ISO 8601 date-time (e.g. 2026-02-28T10:00:00Z)"),
     ("/attestations/", {"nope": "1"}, "nope: unknown parameter; accepted: check, format, host"),
     ("/audit/", {"action": "bogus"}, "action: bogus is not one of the valid choices: attestation.created"),
     ("/audit/", {"who": "x"}, "who: unknown parameter; accepted: action, actor, format"),
