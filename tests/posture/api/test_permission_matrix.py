@@ -96,6 +96,14 @@ EXPECTATIONS: dict[str, Expect] = {
     "attestations_file_retrieve": Expect(READ, ref=lambda w, who: w.attestation.pk),
     "audit_events_list": Expect(AUDIT),
     "audit_events_retrieve": Expect(AUDIT, ref=lambda w, who: AuditEvent.objects.order_by("pk").first().pk),
+    "reports_list": Expect(READ),
+    "reports_create": Expect(READ, 202, body=lambda w: {
+        "kind": "csv", "csv_kind": "scans", "framework": "cis-docker-1.8.0",
+        "start": _later(-30), "end": _later(-1), "hosts": [w.host.name]}),
+    "reports_retrieve": Expect(READ, ref=lambda w, who: w.report.pk),
+    "reports_download_retrieve": Expect(READ, 409, ref=lambda w, who: w.report.pk),  # not rendered yet
+    "reports_verify_create": Expect(READ, 400),  # no package uploaded: the permission passed, the input did not
+    "integrity_retrieve": Expect(READ),
     "tokens_list": Expect(READ),
     "tokens_create": Expect(READ, 201, body=lambda w: {"name": "another"}, tokens_refused=TOKENS_CANNOT_CREATE),
     "tokens_retrieve": Expect(READ, ref=_own_token),

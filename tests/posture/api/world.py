@@ -15,7 +15,7 @@ from django.utils import timezone
 from posture.jobs import exceptions as exception_jobs
 from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.tokens import create_token, revoke_token
-from posture.models import ApiToken, Attestation, ControlException, DockerHost, ScanRun
+from posture.models import ApiToken, Attestation, ControlException, DockerHost, Report, ScanRun
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
@@ -33,6 +33,8 @@ class World:
     #: persona -> raw token ("pst_..."); "expired" and "revoked" belong to the operator.
     tokens: dict[str, str] = field(default_factory=dict)
     token_rows: dict[str, ApiToken] = field(default_factory=dict)
+    #: A report still queued (its download is a 409 until a worker renders it).
+    report: Report | None = None
 
 
 def build_world(personas: dict[str, User], *, name: str = "h1", scans: int = 2) -> World:
@@ -54,6 +56,9 @@ def build_world(personas: dict[str, User], *, name: str = "h1", scans: int = 2) 
                                         valid_until=now + timedelta(days=90),
                                         file=SimpleUploadedFile("hardening.pdf", PDF, content_type="application/pdf"))
     world = World(host=host, scans=runs, pending=pending, approved=approved, attestation=attestation)
+    world.report = Report.objects.create(kind="csv", csv_kind="scans", framework="cis-docker-1.8.0",
+                                         period_start=now - timedelta(days=30), period_end=now,
+                                         hosts=[host.name], requested_by=personas["auditor"])
     for persona in ("admin", "operator", "auditor"):
         new = create_token(personas[persona], f"{persona} script")
         world.tokens[persona], world.token_rows[persona] = new.token, new.row
