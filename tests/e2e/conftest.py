@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,41 @@ def login(page, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("form.login button[type=submit]")
     page.wait_for_load_state()
+
+
+#: Collects the browser's CSP violation reports before any page script runs (init scripts are
+#: injected by the browser itself, outside the page's policy).
+WATCH = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation',
+  e => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));
+"""
+
+#: Where shoot() saves screenshots (not committed; look at them).
+SHOTS = Path(os.environ.get("POSTURE_SCREENSHOTS", "/tmp/posture-shots"))
+
+
+@pytest.fixture
+def watched(page):
+    """The page, with CSP violations gathered from the DOM events and from the console."""
+    page.add_init_script(WATCH)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
+    page.csp_console = console  # type: ignore[attr-defined]
+    return page
+
+
+def violations(page) -> list[str]:
+    """CSP violations the watched page reported so far."""
+    return page.evaluate("window.__csp || []") + page.csp_console
+
+
+def shoot(page, name: str) -> None:
+    """Full-page screenshots at desktop and phone width (the viewport is restored after)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.wait_for_timeout(100)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+    page.set_viewport_size(size)

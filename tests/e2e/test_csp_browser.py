@@ -8,32 +8,13 @@ from django.contrib.auth.models import User
 
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, violations
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-#: Collects the browser's CSP violation reports before any page script runs (init scripts are
-#: injected by the browser itself, outside the page's policy).
-WATCH = """
-window.__csp = [];
-document.addEventListener('securitypolicyviolation',
-  e => window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || 'inline')));
-"""
 
 
-@pytest.fixture
-def watched(page):
-    """The page, with CSP violations gathered from the DOM events and from the console."""
-    page.add_init_script(WATCH)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_console = console  # type: ignore[attr-defined]
-    return page
-
-
-def violations(page) -> list[str]:
-    return page.evaluate("window.__csp || []") + page.csp_console
 
 
 @pytest.fixture

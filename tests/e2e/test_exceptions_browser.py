@@ -17,9 +17,7 @@ from posture.jobs import exceptions as workflow
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import ControlException, DockerHost, Evidence, EvidenceSetItem, ExceptionState
 from posture.queries.verdicts import findings
-from tests.e2e.conftest import login
-from tests.e2e.test_csp_browser import WATCH, violations
-from tests.e2e.test_hosts_browser import shoot
+from tests.e2e.conftest import WATCH, login, shoot, violations
 from tests.posture.conftest import SNAPSHOT
 from tests.posture.test_ingest import chained_scan
 

@@ -10,22 +10,12 @@ from django.contrib.auth.models import User
 
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost
-from tests.e2e.conftest import login
-from tests.e2e.test_csp_browser import WATCH, violations
-from tests.e2e.test_hosts_browser import SHOTS, shoot
+from tests.e2e.conftest import SHOTS, login, shoot, violations
 from tests.posture.conftest import SNAPSHOT, stored_scan
 from tests.posture.test_control_pages import HOSTILE, hostile_snapshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-
-@pytest.fixture
-def watched(page):
-    page.add_init_script(WATCH)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_console = console  # type: ignore[attr-defined]
-    return page
 
 
 @pytest.fixture

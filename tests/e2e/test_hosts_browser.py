@@ -7,39 +7,16 @@ Screenshots of every page at 1280 px and 390 px go to $POSTURE_SCREENSHOTS (defa
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import User
 
 from posture.choices import ScanState
 from posture.models import DockerHost, ScanRun
-from tests.e2e.conftest import login
-from tests.e2e.test_csp_browser import WATCH, violations
+from tests.e2e.conftest import login, shoot, violations
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker, pytest.mark.redis]
-SHOTS = Path(os.environ.get("POSTURE_SCREENSHOTS", "/tmp/posture-shots"))
 
 
-@pytest.fixture
-def watched(page):
-    page.add_init_script(WATCH)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_console = console  # type: ignore[attr-defined]
-    return page
-
-
-def shoot(page, name: str) -> None:
-    """Full-page screenshots at desktop and phone width (the viewport is restored after)."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for width, height in ((1280, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(100)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size(size)
 
 
 def test_it_adds_a_host_tests_it_scans_it_live_and_opens_the_scan(watched, live_server, dockerd, make_container,

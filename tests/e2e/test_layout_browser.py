@@ -14,23 +14,13 @@ from django.utils import timezone
 from posture.choices import ScanState
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import DockerHost, ScanRun
-from tests.e2e.conftest import login
-from tests.e2e.test_csp_browser import WATCH, violations
-from tests.e2e.test_hosts_browser import shoot
+from tests.e2e.conftest import login, shoot, violations
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 #: One unbroken 2,000-character token: what made a scan page 2,232 px wide.
 LONG = "probe-failed:" + "x" * 2000
 
-
-@pytest.fixture
-def watched(page):
-    page.add_init_script(WATCH)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_console = console  # type: ignore[attr-defined]
-    return page
 
 
 @pytest.fixture

@@ -13,9 +13,7 @@ from django.utils import timezone
 
 from posture.choices import ScanState
 from posture.models import DockerHost, ScanRun
-from tests.e2e.conftest import login
-from tests.e2e.test_csp_browser import WATCH, violations
-from tests.e2e.test_hosts_browser import shoot
+from tests.e2e.conftest import login, shoot, violations
 from tests.posture.conftest import SNAPSHOT
 from tests.posture.queries.test_verdicts import scan_at, without
 
@@ -23,14 +21,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 XSS = '<img src=x onerror="alert(\'pwned\')">'
 DAY = timedelta(days=1)
 
-
-@pytest.fixture
-def watched(page):
-    page.add_init_script(WATCH)
-    console: list[str] = []
-    page.on("console", lambda m: console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.csp_console = console  # type: ignore[attr-defined]
-    return page
 
 
 @pytest.fixture
