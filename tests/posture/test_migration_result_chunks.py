@@ -7,20 +7,16 @@ subprocess running the same scenario."""
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from collections import defaultdict
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
+from tests.support import migrations
+from tests.support.migrations import roundtrip, run_on_sqlite
+
 BEFORE = [("posture", "0004_host_archive")]
-ROOT = Path(__file__).resolve().parents[2]
 COUNT_FIELD = {"pass": "passed", "fail": "failed", "not_applicable": "not_applicable", "manual": "manual",
                "error": "errors", "not_assessed": "not_assessed"}
 
@@ -148,39 +144,13 @@ def check_after(before: dict) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_regroups_result_sets_stored_the_old_way_on_postgresql():
-    executor = MigrationExecutor(connection)
-    latest = executor.loader.graph.leaf_nodes("posture")
-    executor.migrate(BEFORE)
-    try:
-        executor.loader.build_graph()
-        before = scenario_before(executor.loader.project_state(BEFORE).apps)
-        executor = MigrationExecutor(connection)
-        executor.migrate(latest)
-        check_after(before)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(latest)
+    roundtrip(BEFORE, scenario_before, check_after)
 
 
 def sqlite_roundtrip() -> None:  # pragma: no cover - runs in the subprocess below
-    import django
-    from django.core.management import call_command
-
-    django.setup()
-    call_command("migrate", verbosity=0)
-    call_command("migrate", "posture", BEFORE[0][1], verbosity=0)  # back, on empty tables
-    executor = MigrationExecutor(connection)
-    before = scenario_before(executor.loader.project_state(BEFORE).apps)
-    call_command("migrate", verbosity=0)
-    check_after(before)
-    print("sqlite ok")
+    migrations.sqlite_roundtrip(BEFORE, scenario_before, check_after)
 
 
 def test_it_regroups_result_sets_stored_the_old_way_on_sqlite(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DJANGO_SETTINGS_MODULE")}
-    env.update(POSTURE_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="posture.settings")
-    code = "from tests.posture.test_migration_result_chunks import sqlite_roundtrip; sqlite_roundtrip()"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "sqlite ok" in run.stdout
+    run_on_sqlite("tests.posture.test_migration_result_chunks", tmp_path)
     assert (tmp_path / "posture.sqlite3").exists()
