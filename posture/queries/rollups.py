@@ -57,9 +57,17 @@ ASSESSED = ("pass", "fail", "excepted")
 Counts = dict[str, int]
 
 
+_NOT_ASSESSED: str = ResultStatus.NOT_ASSESSED.value
+
+
 def control_status(counts: Mapping[str, int] | None) -> str:
-    """The worst status with a result; ``not_assessed`` when there is none."""
-    return next((s for s in STATUS_ORDER if counts and counts.get(s)), ResultStatus.NOT_ASSESSED.value)
+    """The worst status with a result; ``not_assessed`` when there is none. (Called per
+    control x host: a plain loop over plain strings, no enum access.)"""
+    if counts:
+        for s in STATUS_ORDER:
+            if counts.get(s):
+                return s
+    return _NOT_ASSESSED
 
 
 def score(tally: Mapping[str, int]) -> float | None:
@@ -80,8 +88,11 @@ def adjust(counts: Mapping[str, Counts], framework: str, excepted: Mapping[str, 
     failures become ``excepted`` and ``attested[check]`` manual results ``pass`` in every
     control of ``framework`` the check supports. Never below zero (a mapping changed since
     the counts were written moves what there is)."""
-    out = {ref: dict(c) for ref, c in counts.items()}
+    out = dict(counts)  # shared inner dicts; a control that moves gets its own copy
+    if not excepted and not attested:
+        return out
     mapping = check_controls()
+    copied: set[str] = set()
     for moves, src, dst in ((excepted, "fail", "excepted"), (attested, "manual", "pass")):
         for check_id, n in moves.items():
             for slug, ref in mapping.get(check_id, ()):
@@ -89,9 +100,14 @@ def adjust(counts: Mapping[str, Counts], framework: str, excepted: Mapping[str, 
                     continue
                 moved = min(n, out[ref].get(src, 0))
                 if moved:
+                    if ref not in copied:
+                        out[ref] = dict(out[ref])
+                        copied.add(ref)
                     out[ref][src] -= moved
                     out[ref][dst] = out[ref].get(dst, 0) + moved
-    return {ref: {s: n for s, n in c.items() if n} for ref, c in out.items()}
+                    if not out[ref][src]:
+                        del out[ref][src]
+    return out
 
 
 @dataclass(frozen=True)
@@ -209,11 +225,13 @@ def _rollup(framework: str, at: datetime, controls: list[Control], per_host: Ite
         summed: Counts = defaultdict(int)
         hosts: Counts = defaultdict(int)
         for counts in per_host:
-            mine = counts.get(c.ref, {})
-            for s, n in mine.items():
-                summed[s] += n
-            hosts[control_status(mine)] += 1
-            pair_tally[control_status(mine)] += 1
+            mine = counts.get(c.ref)
+            if mine:
+                for s, n in mine.items():
+                    summed[s] += n
+            status = control_status(mine)
+            hosts[status] += 1
+            pair_tally[status] += 1
         status = control_status(summed)
         tally[status] += 1
         rows.append(ControlRollup(framework, c.ref, c.pk, c.title, c.section, c.assess, c.supportable, status,
