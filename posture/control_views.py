@@ -109,7 +109,7 @@ def control_detail(request: HttpRequest, framework: str, ref: str) -> HttpRespon
     page = Paginator(failing.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = list(page.object_list)
     for r in rows:
-        r.evidence_ref = f"{r.scan_id}-{r.pk}"
+        r.evidence_ref = f"{r.scan_id}-{r.result_id}"
     chosen = _chosen(rows, params.form.cleaned_data.get("evidence") or "")
     evidence = control_queries.deciding_evidence(chosen) if chosen is not None else None
     stamp = moment.isoformat()
@@ -134,7 +134,7 @@ def _chosen(rows: list, wanted: str):
     if wanted:
         scan_id, result_id = (int(x) for x in wanted.split("-"))
         for row in rows:
-            if row.scan_id == scan_id and row.pk == result_id:
+            if row.scan_id == scan_id and row.result_id == result_id:
                 return row
         return None
     return next((row for row in rows if row.verdict == "fail"), rows[0] if rows else None)

@@ -424,8 +424,14 @@ class _VerdictFilters(StrictFilterSet):
     @property
     def moment(self) -> datetime:
         """The moment read (``?at=``, else the default, else now). Call after ``is_valid()``."""
+        return self.read_at or timezone.now()
+
+    @property
+    def read_at(self) -> datetime | None:
+        """The moment asked (``?at=``, else the default), or None for now: the queries read
+        posture now from its read model, and any other moment from the stored results."""
         at = self.form.cleaned_data.get("at") if self.is_bound and self.is_valid() else None
-        return at or self.default_at or timezone.now()
+        return at or self.default_at
 
 
 class FindingFilterSet(_VerdictFilters):
@@ -469,7 +475,7 @@ class FindingFilterSet(_VerdictFilters):
     def verdict_counts(self) -> dict[str, int]:
         """Rows per verdict under every filter but ``status`` (one GROUP BY query): the
         counts beside a table's status links, each equal to the rows its link lists."""
-        base = verdicts.findings(self.hosts, self.moment, scans=self.scans, **self._given(skip=("status",)))
+        base = verdicts.findings(self.hosts, self.read_at, scans=self.scans, **self._given(skip=("status",)))
         return verdicts.verdict_counts(base)
 
     def _given(self, skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -482,7 +488,7 @@ class FindingFilterSet(_VerdictFilters):
     def qs(self):
         """The findings of the hosts (or scans) at the moment asked, filtered and ordered."""
         if not hasattr(self, "_qs"):
-            self.queryset = verdicts.findings(self.hosts, self.moment, scans=self.scans)
+            self.queryset = verdicts.findings(self.hosts, self.read_at, scans=self.scans)
         return super().qs
 
 

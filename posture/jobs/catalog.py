@@ -25,6 +25,7 @@ def sync_catalogs() -> dict[str, int]:
     problems = registry.problems(catalogs)
     if problems:
         raise ValueError("checks and catalogs disagree: " + "; ".join(problems[:5]))
+    severities = dict(Check.objects.values_list("id", "severity"))
     controls: dict[tuple[str, str], Control] = {}
     for slug, cat in catalogs.items():
         fw, _ = Framework.objects.update_or_create(
@@ -61,4 +62,8 @@ def sync_catalogs() -> dict[str, int]:
         if set(check.controls.values_list("pk", flat=True)) != wanted:
             check.controls.set(wanted)
     Check.objects.exclude(id__in=[s.id for s in specs]).delete()
+    if dict(Check.objects.values_list("id", "severity")) != severities:
+        from posture.jobs.current import invalidate
+
+        invalidate()  # the read model of posture now ranks rows by severity: rebuilt on the next read
     return {"frameworks": len(catalogs), "controls": len(controls), "checks": len(specs)}

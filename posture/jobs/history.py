@@ -26,6 +26,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from posture.choices import ResultStatus, ScanState
+from posture.jobs import current
 from posture.jobs.evaluate import FIXED_STATUSES, Key, check_controls, chunk_ids, statuses_in
 from posture.models import (
     Attestation,
@@ -282,6 +283,7 @@ def record_evaluation(scan: ScanRun, evaluation: Evaluation, *, replaced: int | 
             rebuild_daily(scan.host_id)  # history from before the daily rows existed
         else:
             update_daily(scan.host_id, day_of(scan.finished_at))
+        current.sync_host(scan.host_id)
 
 
 def _windows_missing(host_id: int, previous: Evaluation | None) -> bool:
@@ -297,4 +299,6 @@ def rebuild_history(host: DockerHost | int) -> tuple[int, int]:
     host_id = host.pk if isinstance(host, DockerHost) else host
     with transaction.atomic():
         DockerHost.objects.select_for_update().filter(pk=host_id).first()
-        return rebuild_windows(host_id), rebuild_daily(host_id)
+        windows, days = rebuild_windows(host_id), rebuild_daily(host_id)
+        current.sync_host(host_id)
+        return windows, days

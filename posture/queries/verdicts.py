@@ -56,7 +56,16 @@ from django.db.models.sql.constants import INNER
 from django.utils import timezone
 
 from posture.choices import ResultStatus
-from posture.models import Attestation, Check, CheckResult, ControlException, DockerHost, FailureWindow, ScanRun
+from posture.models import (
+    Attestation,
+    Check,
+    CheckResult,
+    ControlException,
+    CurrentFinding,
+    DockerHost,
+    FailureWindow,
+    ScanRun,
+)
 from posture.queries.scans import HostRef, current_scan, current_scans
 
 #: The path from a result to the evaluations that hold it (result -> chunk -> set -> evaluation).
@@ -173,13 +182,56 @@ def _outer_join_catalog(qs: QuerySet[CheckResult]) -> QuerySet[CheckResult]:
 
 def findings(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: datetime | None = None, *,
              scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None,
-             ordering: Sequence[str] | None = None, **filters: Any) -> QuerySet[CheckResult]:
+             ordering: Sequence[str] | None = None, **filters: Any) -> QuerySet:
     """The verdicts of ``hosts`` (default: every unarchived host) in their current scans at
-    ``at`` (default now), or of the given ``scans``, after the exceptions and attestations in
-    force at ``at``; filtered by ``filters`` (see ``filter_findings``) and ordered by
-    ``ordering`` (names of ``ORDERINGS``, ``-`` for descending; default ``DEFAULT_ORDERING``),
-    always with a stable tiebreak. One lazy query."""
-    at = at or timezone.now()
+    ``at``, or of the given ``scans``, after the exceptions and attestations in force at ``at``;
+    filtered by ``filters`` (see ``filter_findings``) and ordered by ``ordering`` (names of
+    ``ORDERINGS``, ``-`` for descending; default ``DEFAULT_ORDERING``), always with a stable
+    tiebreak. One lazy query.
+
+    Now (no ``at``, no ``scans``) reads the read model ``posture.models.CurrentFinding``,
+    whose sort keys are indexed columns; a moment or given scans read the stored results. Rows
+    of either answer the same names (``result_id``, ``check_id``, ``status``, ``verdict``,
+    ``detail``, ``scan_id``, ``host_name``, ...) in the same order."""
+    if at is None and scans is None:
+        qs = _current_rows(hosts)
+    else:
+        qs = _stored_rows(hosts, at or timezone.now(), scans)
+    return order_findings(filter_findings(qs, **filters), ordering)
+
+
+def _verdict() -> Case:
+    """The verdict after exceptions and attestations, over the stored status and the two ids."""
+    return Case(When(exception_id__isnull=False, then=Value(ResultStatus.EXCEPTED.value)),
+                When(attestation_id__isnull=False, then=Value(ResultStatus.PASS.value)),
+                default=F("status"), output_field=CharField())
+
+
+def _current_rows(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> QuerySet[CurrentFinding]:
+    """Now, from the read model (its exceptions brought up to date first: a few small queries)."""
+    from posture.jobs.current import ensure_fresh
+
+    ensure_fresh()
+    qs = CurrentFinding.objects.all()
+    if hosts is None:
+        qs = qs.filter(host__archived_at__isnull=True)
+    elif isinstance(hosts, QuerySet):
+        qs = qs.filter(host_id__in=hosts.order_by().values("pk"))
+    else:
+        qs = qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+    qs = qs.annotate(
+        scan_id=F("current__scan_id"), host_name=F("host__name"), scanned_at=F("current__finished_at"),
+        detail=F("result__detail"), evidence_kind=F("result__evidence_kind"), evidence_key=F("result__evidence_key"),
+        check_version=F("result__check_version"),
+        verdict=_verdict(), status_rank=F("verdict_rank"),
+        severity=F("catalog_check__severity"), title=F("catalog_check__title"),
+        failing_since=Case(When(status="fail", then=_window_since()), default=None, output_field=DateTimeField()),
+    )
+    return _outer_join_catalog(qs)
+
+
+def _stored_rows(hosts, at: datetime, scans) -> QuerySet[CheckResult]:
+    """At a moment, or of given scans: the stored results with exceptions matched in SQL."""
     qs = results_of(hosts, at, scans)
     # Each subquery runs only for rows of a check that has an exception (attestation) in
     # force at all: the gate is one hashed subplan, so a failing row of any other check costs
@@ -187,6 +239,7 @@ def findings(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: 
     excepted_checks = ControlException.objects.filter(ControlException.active_q(at)).values("check_id")
     attested_checks = Attestation.objects.filter(Attestation.active_q(at)).values("check_id")
     qs = qs.annotate(
+        result_id=F("id"),
         exception_id=Case(When(status="fail", check_id__in=excepted_checks,
                                then=Subquery(exceptions_in_force(at).values("pk")[:1])),
                           default=None, output_field=BigIntegerField()),
@@ -196,9 +249,7 @@ def findings(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: 
     ).annotate(
         # Written over the stored status and the two ids (never over ``verdict`` itself), so
         # each subquery runs at most once per expression and filters can use the status index.
-        verdict=Case(When(exception_id__isnull=False, then=Value(ResultStatus.EXCEPTED.value)),
-                     When(attestation_id__isnull=False, then=Value(ResultStatus.PASS.value)),
-                     default=F("status"), output_field=CharField()),
+        verdict=_verdict(),
         status_rank=Case(
             When(status="fail", then=Case(When(exception_id__isnull=True, then=Value(_RANK["fail"])),
                                           default=Value(_RANK["excepted"]))),
@@ -212,8 +263,7 @@ def findings(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: 
     ).annotate(
         severity_rank=_rank("severity", SEVERITY_ORDER),
     )
-    qs = _outer_join_catalog(qs)
-    return order_findings(filter_findings(qs, **filters), ordering)
+    return _outer_join_catalog(qs)
 
 
 def order_findings(qs: QuerySet[CheckResult], ordering: Sequence[str] | None = None) -> QuerySet[CheckResult]:
@@ -264,9 +314,17 @@ def filter_findings(qs: QuerySet[CheckResult], *, framework: str | None = None, 
     if check:
         qs = qs.filter(check_id=check)
     if status:
-        qs = qs.filter(verdict_q(_listed(status)))
+        if qs.model is CurrentFinding:
+            qs = qs.filter(verdict_rank__in=sorted({_RANK[s] for s in _listed(status) if s in _RANK}))
+        else:
+            qs = qs.filter(verdict_q(_listed(status)))
     if severity:
-        qs = qs.filter(check_id__in=Check.objects.filter(severity__in=_listed(severity)).values("id"))
+        if qs.model is CurrentFinding:
+            unrated = len(SEVERITY_ORDER)
+            qs = qs.filter(severity_rank__in=sorted({SEVERITY_ORDER.index(s) if s in SEVERITY_ORDER else unrated
+                                                     for s in _listed(severity)}))
+        else:
+            qs = qs.filter(check_id__in=Check.objects.filter(severity__in=_listed(severity)).values("id"))
     if new_since is not None:
         qs = qs.filter(failing_since__gte=new_since)
     return qs
