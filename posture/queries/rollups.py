@@ -47,7 +47,7 @@ from django.utils import timezone
 
 from posture.choices import ResultStatus
 from posture.jobs.evaluate import check_controls
-from posture.models import Control, DockerHost, Evaluation, ScanRun
+from posture.models import Attestation, Control, CurrentFinding, DockerHost, Evaluation, ScanRun
 from posture.queries.scans import HostRef
 from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
 
@@ -193,23 +193,58 @@ def _moves(scan_ids, at: datetime) -> tuple[dict[int, Counts], dict[int, Counts]
     return excepted, attested
 
 
-def _controls(frameworks: Sequence[str]) -> dict[str, list[Control]]:
+def _moves_now(found: list[_Scan]) -> tuple[dict[int, Counts], dict[int, Counts]]:
+    """Queries 2 and 3 for now, from the read model (``posture.models.CurrentFinding``), whose
+    rows carry the exception or attestation in force: per scan, check -> failures excepted /
+    manual results attested. Index reads of the excepted rank and of the attested checks."""
+    from posture.jobs.current import RANK, ensure_fresh
+
+    ensure_fresh()
+    scan_of = {s.host_id: s.scan_id for s in found}
+    excepted: dict[int, Counts] = defaultdict(dict)
+    attested: dict[int, Counts] = defaultdict(dict)
+    rows = CurrentFinding.objects.filter(host_id__in=list(scan_of))
+    for target, narrowed in (
+            (excepted, rows.filter(verdict_rank=RANK["excepted"])),
+            (attested, rows.filter(check_id__in=Attestation.objects.values("check_id"), status="manual",
+                                   attestation_id__isnull=False))):
+        for host_id, check_id, n in (narrowed.values("host_id", "check_id").annotate(n=Count("*")).order_by()
+                                     .values_list("host_id", "check_id", "n")):
+            target[scan_of[host_id]][check_id] = n
+    return excepted, attested
+
+
+@dataclass(frozen=True)
+class _Control:
+    pk: int
+    ref: str
+    title: str
+    section: str
+    assess: str
+    supportable: bool
+
+
+def _controls(frameworks: Sequence[str]) -> dict[str, list[_Control]]:
     """Query 4: the frameworks' controls in document order."""
-    out: dict[str, list[Control]] = {f: [] for f in frameworks}
-    for c in (Control.objects.filter(framework__slug__in=frameworks)
-              .only("ref", "title", "section", "assess", "supportable", "sort_key", "framework__slug")
-              .select_related("framework").order_by("framework__slug", "sort_key")):
-        out[c.framework.slug].append(c)
+    out: dict[str, list[_Control]] = {f: [] for f in frameworks}
+    for slug, *fields in (Control.objects.filter(framework__slug__in=frameworks)
+                          .order_by("framework__slug", "sort_key")
+                          .values_list("framework__slug", "pk", "ref", "title", "section", "assess", "supportable")):
+        out[slug].append(_Control(*fields))
     return out
 
 
 def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
     """(at, frameworks, controls, {scan id: (host id, {framework: {ref: counts after}})})."""
+    now = at is None and scans is None
     at = at or timezone.now()
     frameworks = list(dict.fromkeys(frameworks))
     ids = scan_ids(hosts, at, scans)
     found = _scans(ids, frameworks)
-    excepted, attested = _moves([s.scan_id for s in found], at) if found else ({}, {})
+    if not found:
+        excepted, attested = {}, {}
+    else:
+        excepted, attested = _moves_now(found) if now else _moves([s.scan_id for s in found], at)
     controls = _controls(frameworks)
     adjusted = {s.scan_id: (s.host_id, {f: adjust(s.counts.get(f, {}), f, excepted.get(s.scan_id, {}),
                                                   attested.get(s.scan_id, {})) for f in frameworks})
@@ -217,7 +252,7 @@ def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
     return at, frameworks, controls, adjusted
 
 
-def _rollup(framework: str, at: datetime, controls: list[Control], per_host: Iterable[dict[str, Counts]]
+def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: Iterable[dict[str, Counts]]
             ) -> FrameworkRollup:
     per_host = list(per_host)
     rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)

@@ -219,10 +219,13 @@ def _current_rows(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> Que
         qs = qs.filter(host_id__in=hosts.order_by().values("pk"))
     else:
         qs = qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+    # The stored result's own columns are subqueries, not a join: evaluated for the rows shown
+    # only, and a COUNT never joins the results.
+    result = CheckResult.objects.filter(pk=OuterRef("result_id"))
     qs = qs.annotate(
         scan_id=F("current__scan_id"), host_name=F("host__name"), scanned_at=F("current__finished_at"),
-        detail=F("result__detail"), evidence_kind=F("result__evidence_kind"), evidence_key=F("result__evidence_key"),
-        check_version=F("result__check_version"),
+        **{name: Subquery(result.values(name)[:1]) for name in ("detail", "evidence_kind", "evidence_key",
+                                                                 "check_version")},
         verdict=_verdict(), status_rank=F("verdict_rank"),
         severity=F("catalog_check__severity"), title=F("catalog_check__title"),
         failing_since=Case(When(status="fail", then=_window_since()), default=None, output_field=DateTimeField()),
