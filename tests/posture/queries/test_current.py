@@ -138,3 +138,24 @@ def test_rollups_now_answer_what_the_stored_results_answer(fleet):
     per_host = rollups.host_rollups(frameworks)
     assert {h: shape(r) for h, r in per_host.items()} == {
         h: shape(r) for h, r in rollups.host_rollups(frameworks, at=timezone.now()).items()}
+
+
+def test_postgresql_runs_without_jit_unless_the_url_asks(tmp_path):
+    """JIT compiling costs more than the read side's short indexed queries take."""
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SHOW jit")
+        assert cur.fetchone()[0] == "off"
+    url = os.environ["DATABASE_URL"] + "?options=-c%20jit%3Don"
+    out = subprocess.run([sys.executable, "-c", "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = "
+                          "'posture.settings'; django.setup(); from django.conf import settings; "
+                          "print(settings.DATABASES['default']['OPTIONS'])"],
+                         cwd=settings.BASE_DIR, env={**os.environ, "DATABASE_URL": url, "POSTURE_VAR_DIR": str(tmp_path)},
+                         capture_output=True, text=True, timeout=60)
+    assert "jit=on" in out.stdout and "jit=off" not in out.stdout, out.stderr
