@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import BigIntegerField, Case, F, Min, Subquery, Value, When
 from django.utils import timezone
 
@@ -152,15 +152,38 @@ def refresh(at: datetime | None = None, *, digest: str | None = None) -> None:
         state.save()
 
 
+def _fill_sql() -> str:
+    """One INSERT ... SELECT of every host's rows from its ``CurrentScan`` (portable SQL)."""
+    t = {m.__name__: m._meta.db_table for m in (CurrentFinding, CurrentScan, CheckResult, Check)}
+    from posture.models import ResultSetChunk
+
+    sev = " ".join(f"WHEN '{s}' THEN {i}" for s, i in _SEVERITY_RANK.items())
+    rank = " ".join(f"WHEN '{s}' THEN {i}" for s, i in RANK.items() if s != "excepted")
+    return (f"INSERT INTO {t['CurrentFinding']} (host_id, result_id, check_id, resource_type, resource, status, "
+            f"severity_rank, verdict_rank) "
+            f"SELECT cs.host_id, r.id, r.check_id, r.resource_type, r.resource, r.status, "
+            f"CASE c.severity {sev} ELSE {len(SEVERITY_ORDER)} END, CASE r.status {rank} ELSE {len(STATUS_ORDER)} END "
+            f"FROM {t['CurrentScan']} cs JOIN {ResultSetChunk._meta.db_table} m ON m.result_set_id = cs.result_set_id "
+            f"JOIN {t['CheckResult']} r ON r.chunk_id = m.chunk_id LEFT JOIN {t['Check']} c ON c.id = r.check_id")
+
+
 def rebuild(at: datetime | None = None) -> int:
-    """Every host's rows from scratch (archived hosts too: reads filter them); returns the rows."""
+    """Every host's rows from scratch (archived hosts too: reads filter them), set-based: one
+    INSERT ... SELECT (seconds for 100 hosts); returns the rows."""
+    from posture.queries.scans import current_scans
+
     at = at or timezone.now()
     with transaction.atomic():
         CurrentState.objects.filter(pk=1).delete()
         CurrentFinding.objects.all().delete()
         CurrentScan.objects.all().delete()
-        for host_id in DockerHost.objects.order_by("pk").values_list("pk", flat=True):
-            sync_host(host_id)
+        CurrentScan.objects.bulk_create(
+            CurrentScan(host_id=host_id, scan_id=scan_id, finished_at=finished_at, result_set_id=result_set_id)
+            for scan_id, host_id, finished_at, result_set_id in
+            Evaluation.objects.filter(current=True, scan__in=current_scans(at=None))
+            .values_list("scan_id", "scan__host_id", "scan__finished_at", "result_set_id"))
+        with connection.cursor() as cur:
+            cur.execute(_fill_sql())
         checks = _in_force_checks(at)
         if checks:
             _apply(CurrentFinding.objects.filter(check_id__in=sorted(checks)), at)

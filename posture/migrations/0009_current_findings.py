@@ -6,18 +6,40 @@ import django.db.models.deletion
 from django.db import migrations, models
 from django.utils import timezone
 
+#: Frozen here (a migration is a snapshot): posture.jobs.current builds the same rows.
+_CURRENT_SCANS = """
+INSERT INTO posture_currentscan (host_id, scan_id, finished_at, result_set_id)
+SELECT s.host_id, s.id, s.finished_at, e.result_set_id
+FROM posture_scanrun s JOIN posture_evaluation e ON e.scan_id = s.id AND e.current = %s
+WHERE s.id = (SELECT s2.id FROM posture_scanrun s2 WHERE s2.host_id = s.host_id AND s2.state = 'succeeded'
+              ORDER BY s2.finished_at DESC, s2.id DESC LIMIT 1)
+"""
+_CURRENT_FINDINGS = """
+INSERT INTO posture_currentfinding (host_id, result_id, check_id, resource_type, resource, status, severity_rank,
+                                    verdict_rank)
+SELECT cs.host_id, r.id, r.check_id, r.resource_type, r.resource, r.status,
+       CASE c.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3
+                       WHEN 'info' THEN 4 ELSE 5 END,
+       CASE r.status WHEN 'fail' THEN 0 WHEN 'error' THEN 1 WHEN 'not_assessed' THEN 2 WHEN 'manual' THEN 3
+                     WHEN 'pass' THEN 5 WHEN 'not_applicable' THEN 6 ELSE 7 END
+FROM posture_currentscan cs JOIN posture_resultsetchunk m ON m.result_set_id = cs.result_set_id
+JOIN posture_checkresult r ON r.chunk_id = m.chunk_id LEFT JOIN posture_check c ON c.id = r.check_id
+"""
 
-def start_in_step(apps, schema_editor):
-    """A database with no scan, exception or attestation yet has nothing to read: the read
-    model starts in step (the state row of posture.jobs.current, digest of nothing). Any other
-    database gets no state row, so the first read rebuilds the model from the stored results."""
+
+def fill(apps, schema_editor):
+    """The read model starts in step with the stored results: every host's current scan and
+    its rows, set-based. Exceptions and attestations are applied by the first read (the state
+    row's empty digest never matches theirs)."""
     db = schema_editor.connection.alias
-    if any(apps.get_model("posture", name).objects.using(db).exists()
-           for name in ("ScanRun", "ControlException", "Attestation")):
-        return
+    with schema_editor.connection.cursor() as cur:
+        cur.execute(_CURRENT_SCANS, [True])
+        cur.execute(_CURRENT_FINDINGS)
+    nothing_applies = not any(apps.get_model("posture", name).objects.using(db).exists()
+                              for name in ("ControlException", "Attestation"))
     apps.get_model("posture", "CurrentState").objects.using(db).create(
         pk=1, applied_at=timezone.now(), valid_until=None, exception_checks=[],
-        digest=hashlib.md5(b"[]#[]#", usedforsecurity=False).hexdigest())
+        digest=hashlib.md5(b"[]#[]#", usedforsecurity=False).hexdigest() if nothing_applies else "")
 
 
 class Migration(migrations.Migration):
@@ -68,5 +90,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('host', 'result'), name='current_finding_host_result')],
             },
         ),
-        migrations.RunPython(start_in_step, migrations.RunPython.noop),
+        migrations.RunPython(fill, migrations.RunPython.noop),
     ]
