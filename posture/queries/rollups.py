@@ -255,6 +255,8 @@ def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
 def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: Iterable[dict[str, Counts]]
             ) -> FrameworkRollup:
     per_host = list(per_host)
+    if len(per_host) == 1:  # one host (host_rollups): its counts are the control's, as they are
+        return _one_host(framework, at, controls, per_host[0])
     rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)
     for c in controls:
         summed: Counts = defaultdict(int)
@@ -273,6 +275,18 @@ def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: It
                                   {s: summed[s] for s in STATUS_ORDER if summed.get(s)},
                                   {s: hosts[s] for s in STATUS_ORDER if hosts.get(s)}))
     return FrameworkRollup(framework, at, rows, len(per_host), dict(tally), dict(pair_tally))
+
+
+def _one_host(framework: str, at: datetime, controls: list[_Control], counts: dict[str, Counts]) -> FrameworkRollup:
+    """``_rollup`` of a single host: the same rows, without summing over hosts."""
+    rows, tally = [], defaultdict(int)
+    for c in controls:
+        mine = counts.get(c.ref) or {}
+        status = control_status(mine)
+        tally[status] += 1
+        rows.append(ControlRollup(framework, c.ref, c.pk, c.title, c.section, c.assess, c.supportable, status,
+                                  {s: mine[s] for s in STATUS_ORDER if mine.get(s)}, {status: 1}))
+    return FrameworkRollup(framework, at, rows, 1, dict(tally), dict(tally))
 
 
 def rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
