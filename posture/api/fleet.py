@@ -385,6 +385,7 @@ class FrameworkSerializer(serializers.ModelSerializer):
     """A framework of the catalog. Its controls' rollups are `/api/v1/controls/?framework=`
     (`controls_url`); the detail lists every control with the checks mapped to it."""
 
+    slug = serializers.CharField(help_text="e.g. cis-docker-1.8.0, soc2-2017")
     controls = serializers.IntegerField(source="control_count", help_text="controls in the framework")
     automated = serializers.IntegerField(source="automated_count", help_text="controls decided by checks")
     controls_url = serializers.SerializerMethodField()
