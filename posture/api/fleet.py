@@ -66,17 +66,23 @@ def _seconds(value: timedelta | None) -> float | None:
     return None if value is None else value.total_seconds()
 
 
+class _Listing(viewsets.GenericViewSet):
+    """A list action that validates its FilterSet itself and asks posture/queries (the
+    default filter backend would apply a FilterSet to a model queryset)."""
+
+    permission_classes = [RolePermission]
+    filter_backends: list = []
+
+
 # --- findings ----------------------------------------------------------------------------------
 
-class FindingViewSet(viewsets.GenericViewSet):
+class FindingViewSet(_Listing):
     """Every verdict (check x resource) of the fleet: each host's current scan now, or at
     `?at=` (the hosts of the fleet then, their current scans then, the exceptions and
     attestations in force then), filtered, ordered and paginated in the database
     (`FindingFilterSet`, as `/scans/{id}/results/` and the findings page)."""
 
-    permission_classes = [RolePermission]
     serializer_class = FindingSerializer
-    filter_backends: list = []  # the FilterSet is applied by the action itself
 
     @extend_schema(parameters=filter_parameters(FindingFilterSet), responses=FindingSerializer(many=True))
     @conditional
@@ -143,17 +149,15 @@ def _severities(counts: dict[str | None, int]) -> dict[str, int]:
     return out
 
 
-class PostureViewSet(viewsets.GenericViewSet):
+class PostureViewSet(_Listing):
     """The posture summary, now or at `?at=` any past moment: `summary` holds each
     framework's score (pass / (pass + fail)) and coverage (assessed / applicable) over
     (host, control) pairs with failing results by severity, for the fleet or `?host=`;
     `results` the hosts, page by page, each with its own scores. `?framework=` narrows
     both to one framework. A host registered after `at` is not listed."""
 
-    permission_classes = [RolePermission]
     serializer_class = HostPostureSerializer
     pagination_class = PosturePagination
-    filter_backends: list = []
 
     @extend_schema(parameters=filter_parameters(PostureFilterSet), responses=HostPostureSerializer(many=True))
     @conditional(ignore=without_summary_moment)
@@ -216,15 +220,13 @@ class FailureWindowSerializer(serializers.Serializer):
         return row.duration.total_seconds()
 
 
-class FailureWindowViewSet(viewsets.GenericViewSet):
+class FailureWindowViewSet(_Listing):
     """Failure windows (`posture.queries.history.failure_windows`): filter by `host`,
     `check`, `resource_type`, `resource`, `state` (open, closed), `open_at` a
     moment, and `from`/`to` (windows overlapping the period, clipped to it); ordered by
     opening time."""
 
-    permission_classes = [RolePermission]
     serializer_class = FailureWindowSerializer
-    filter_backends: list = []
 
     @extend_schema(parameters=filter_parameters(FailureWindowFilterSet), responses=FailureWindowSerializer(many=True))
     def list(self, request):
@@ -252,13 +254,11 @@ class GapSerializer(serializers.Serializer):
     next_scan = serializers.IntegerField(allow_null=True, help_text="the succeeded scan that ended it")
 
 
-class GapViewSet(viewsets.GenericViewSet):
+class GapViewSet(_Listing):
     """Collection gaps of every host (or `?host=`) within `from`..`to` (default: the
     last 30 days), by host and start (`posture.queries.history.collection_gaps`)."""
 
-    permission_classes = [RolePermission]
     serializer_class = GapSerializer
-    filter_backends: list = []
 
     @extend_schema(parameters=filter_parameters(GapFilterSet), responses=GapSerializer(many=True))
     def list(self, request):
