@@ -92,13 +92,15 @@ def bench_token():
     from posture.jobs.tokens import create_token
     from posture.models import ApiToken, AuditEvent
 
+    AuditEvent.objects.filter(actor_label="bench-api").delete()  # left by a run killed before its cleanup
+    User.objects.filter(username="bench-api").delete()
     user = User.objects.create_user("bench-api", password=None)
     group, made_group = Group.objects.get_or_create(name=roles.AUDITOR)
     user.groups.add(group)
     try:
         yield create_token(user, "bench/api.py").token
     finally:
-        AuditEvent.objects.filter(actor=user).delete()
+        AuditEvent.objects.filter(actor_label="bench-api").delete()
         ApiToken.objects.filter(owner=user).delete()
         user.delete()
         if made_group:
@@ -163,6 +165,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="requests per workload and client count")
     parser.add_argument("--gunicorn-workers", type=int, default=2)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (token, gunicorn) when stopped
     with contextlib.ExitStack() as stack:
         server = server_url(stack)
         spec = spec_from(args)

@@ -38,7 +38,7 @@ from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
 from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
 from posture.queries.scores import ASSESSED
-from posture.queries.summary import failing_by_severity, fleet_at, fleet_hosts, host_failing_by_severity, host_names
+from posture.queries.summary import failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
 from posture.queries.verdicts import SEVERITY_ORDER
 
@@ -169,14 +169,14 @@ class PostureViewSet(_Listing):
         frameworks = [data["framework"]] if data.get("framework") else [slug for slug, _ in framework_choices()]
         hosts = fleet_hosts(at, host_rows(data.get("host")))
         fleet = rollups(frameworks, hosts, moment)
+        failures = failing(hosts, moment)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f]),
-                    "failing": _severities(failing_by_severity(hosts, moment, framework=f))} for f in frameworks]
+                    "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))
         ids = [h.pk for h in page]
         per_host = host_rollups(frameworks, ids, moment) if ids else {}
-        failing = host_failing_by_severity(ids, moment, framework=data.get("framework")) if ids else {}
         rows = [{"id": h.pk, "name": h.name, "scan": h.current_scan_id, "scanned_at": h.scanned_at,
-                 "failing": _severities(failing.get(h.pk, {})),
+                 "failing": _severities(failures.by_severity(framework=data.get("framework"), host=h.pk)),
                  "frameworks": [{"framework": f, "score": r.score, "coverage": r.coverage, "controls": r.tally,
                                  **_pairs(r)} for f, r in per_host.get(h.pk, {}).items()]}
                 for h in page]
@@ -334,7 +334,7 @@ class ControlEffectivenessSerializer(serializers.Serializer):
     excepted = serializers.FloatField()
     gaps = serializers.FloatField()
     hosts_failing = serializers.IntegerField(help_text="fleet: hosts with a failure in the period")
-    windows = serializers.IntegerField(help_text="failure stretches (one host: listed in stretches)")
+    windows = serializers.IntegerField(help_text="failure stretches, summed over hosts (one host: listed in stretches)")
     stretches = StretchSerializer(many=True, help_text="one host's failure stretches (the fleet: empty)")
 
 
@@ -365,14 +365,15 @@ class EffectivenessView(APIView):
         eff = _domain(operating_effectiveness, framework, filterset.period(), hosts,
                       [data["control"]] if data.get("control") else None)
         rows = eff.controls
+        windows = [sum(len(per_host[i].windows) for per_host in eff.hosts.values()) for i in range(len(rows))]
         if hosts is not None:
             rows = next(iter(eff.hosts.values()), rows)  # the one host (the fleet's zeros if it expected nothing)
         controls = [{"ref": r.ref, "title": r.title, "checks": r.checks, "automated": r.automated, "share": r.share,
                      "expected": _seconds(r.expected), "passing": _seconds(r.passing), "failing": _seconds(r.failing),
-                     "excepted": _seconds(r.excepted), "gaps": _seconds(r.gaps), "windows": len(r.windows),
+                     "excepted": _seconds(r.excepted), "gaps": _seconds(r.gaps), "windows": windows[i],
                      "hosts_failing": r.hosts_failing if hosts is None else int(bool(r.windows)),
                      "stretches": [{"start": w.start, "end": w.end, "ongoing": w.ongoing} for w in r.windows]}
-                    for r in rows]
+                    for i, r in enumerate(rows)]
         return Response(EffectivenessSerializer({
             "framework": framework, "host": data.get("host") or None, "from": eff.start, "to": eff.end,
             "hosts": len(eff.coverage), "gaps": sum(c.gap_time.total_seconds() for c in eff.coverage.values()),
