@@ -38,7 +38,7 @@ from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
 from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
 from posture.queries.scores import ASSESSED
-from posture.queries.summary import failing, fleet_at, fleet_hosts, host_names
+from posture.queries.summary import current_scan_ids, failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
 from posture.queries.verdicts import SEVERITY_ORDER
 
@@ -90,7 +90,7 @@ class FindingViewSet(_Listing):
         filterset = _valid(FindingFilterSet(request.query_params, request=request))
         at = filterset.form.cleaned_data.get("at")
         _not_future("at", at)
-        filterset.hosts = fleet_at(at)
+        filterset.scans = current_scan_ids(fleet_at(at), at)
         return findings_page(self, filterset)
 
 
@@ -168,8 +168,9 @@ class PostureViewSet(_Listing):
         moment = at or timezone.now()
         frameworks = [data["framework"]] if data.get("framework") else [slug for slug, _ in framework_choices()]
         hosts = fleet_hosts(at, host_rows(data.get("host")))
-        fleet = rollups(frameworks, hosts, moment)
-        failures = failing(hosts, moment)
+        scans = current_scan_ids(hosts, at)
+        fleet = rollups(frameworks, None, moment, scans=scans)
+        failures = failing(None, moment, scans=scans)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f]),
                     "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))
