@@ -36,8 +36,8 @@ from posture.models import Framework
 from posture.queries import catalog as catalog_queries
 from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
-from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
-from posture.queries.scores import ASSESSED
+from posture.queries.rollups import host_tallies, rollups
+from posture.queries.scores import ASSESSED, coverage, score
 from posture.queries.summary import current_scan_ids, failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
 from posture.queries.verdicts import SEVERITY_ORDER
@@ -136,8 +136,8 @@ class PosturePagination(RollupPagination):
     summary_serializer = "posture.api.fleet.PostureFrameworkSerializer"
 
 
-def _pairs(rollup: FrameworkRollup) -> dict[str, int]:
-    tally = rollup.pair_tally
+def _pairs(tally: dict[str, int]) -> dict[str, int]:
+    """Assessed and applicable among (host, control) pairs per status (scores.coverage's terms)."""
     return {"assessed": sum(tally.get(s, 0) for s in ASSESSED),
             "applicable": sum(n for s, n in tally.items() if s != "not_applicable")}
 
@@ -171,15 +171,15 @@ class PostureViewSet(_Listing):
         scans = current_scan_ids(hosts, at)
         fleet = rollups(frameworks, None, moment, scans=scans)
         failures = failing(None, moment, scans=scans)
-        summary = [{**fleet[f].summary(), **_pairs(fleet[f]),
+        summary = [{**fleet[f].summary(), **_pairs(fleet[f].pair_tally),
                     "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))
         ids = [h.pk for h in page]
-        per_host = host_rollups(frameworks, ids, moment) if ids else {}
+        per_host = host_tallies(frameworks, ids, moment) if ids else {}
         rows = [{"id": h.pk, "name": h.name, "scan": h.current_scan_id, "scanned_at": h.scanned_at,
                  "failing": _severities(failures.by_severity(framework=data.get("framework"), host=h.pk)),
-                 "frameworks": [{"framework": f, "score": r.score, "coverage": r.coverage, "controls": r.tally,
-                                 **_pairs(r)} for f, r in per_host.get(h.pk, {}).items()]}
+                 "frameworks": [{"framework": f, "score": score(t), "coverage": coverage(t), "controls": t,
+                                 **_pairs(t)} for f, t in per_host.get(h.pk, {}).items()]}
                 for h in page]
         response = self.get_paginated_response(HostPostureSerializer(rows, many=True).data)
         response.data["summary"] = PostureFrameworkSerializer(summary, many=True).data
