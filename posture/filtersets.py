@@ -6,7 +6,7 @@ not an empty page that looks like "nothing happened"."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import django_filters
@@ -34,6 +34,7 @@ from posture.models.hosts import URL_SCHEMES
 from posture.models.tokens import TokenState
 from posture.queries import verdicts
 from posture.queries.rollups import FrameworkRollup, rollups
+from scanners.snapshot import KINDS as EVIDENCE_KINDS
 
 # --- StrictFilterSet: the base every listing's FilterSet can share ---------------------------
 #
@@ -544,3 +545,134 @@ class ControlFilterSet(_VerdictFilters):
             queryset = queryset.filter(pk__in=[row.control_id for rollup in self.rollups().values()
                                                for row in rollup.controls if row.status in statuses])
         return queryset
+
+
+# --- history, posture and evidence (posture/queries/history.py, trends.py, effectiveness.py) ---
+
+#: Longest period a history question may cover (ten years of days, as posture.queries.trends).
+MAX_PERIOD_DAYS = 3660
+#: A history period's length when only one end (or neither) is given.
+DEFAULT_PERIOD_DAYS = 30
+
+
+def host_rows(value: str | None):
+    """The hosts a validated ``host`` value names (a DockerHost queryset), or None for all."""
+    return DockerHost.objects.filter(verdicts.host_q(value, name="name", id="pk")) if value else None
+
+
+class _Validated(StrictFilterSet):
+    """Parameters only validated (and documented): the endpoint reads ``form.cleaned_data``
+    and asks posture/queries itself. ``from``/``to`` (a period) are added by ``with_period``."""
+
+    def keep(self, queryset, name, value):
+        return queryset
+
+    def period(self, *, required: bool = True) -> tuple[datetime, datetime] | None:
+        """(from, to) validated: ``to`` defaults to now, ``from`` to ``DEFAULT_PERIOD_DAYS``
+        before it; None when neither is given and not ``required``."""
+        data = self.form.cleaned_data
+        start, end = data.get("from"), data.get("to")
+        if start is None and end is None and not required:
+            return None
+        end = end or timezone.now()
+        return start or end - timedelta(days=DEFAULT_PERIOD_DAYS), end
+
+    def clean_filters(self, cleaned: dict[str, Any]) -> None:
+        if "from" not in self.filters:
+            return
+        start, end = cleaned.get("from"), cleaned.get("to")
+        end_ = end or timezone.now()
+        if start is not None and start >= end_:
+            raise forms.ValidationError({"from": f"from must be before to ({start.isoformat()} .. {end_.isoformat()})"})
+        if start is not None and (end_ - start).days > MAX_PERIOD_DAYS:
+            raise forms.ValidationError({"from": f"a period covers at most {MAX_PERIOD_DAYS} days"})
+
+
+def with_period(filterset_class: type[_Validated]) -> type[_Validated]:
+    """Add ``from`` and ``to`` (Python keywords, so not class attributes) to a FilterSet."""
+    for name, help_text in (("from", f"period start, ISO 8601 (default: {DEFAULT_PERIOD_DAYS} days before to)"),
+                            ("to", "period end, ISO 8601 (default: now)")):
+        new = MomentFilter(method="keep", label=name.title(), help_text=help_text)
+        filterset_class.declared_filters[name] = filterset_class.base_filters[name] = new
+    return filterset_class
+
+
+@with_period
+class FailureWindowFilterSet(_Validated):
+    """Failure windows (posture.queries.history.failure_windows) by host, check, resource,
+    ``state`` (open: still failing now; closed), ``open_at`` a moment, and overlapping a
+    period ``from``..``to`` (none given: every window)."""
+
+    host = HostFilter(label="Host", help_text="host name or id")
+    check = ListingChoiceFilter(choices=check_choices, method="keep", label="Check")
+    resource_type = ListingChoiceFilter(choices=[(t, t) for t in verdicts.RESOURCE_TYPES], method="keep",
+                                        label="Resource type")
+    resource = django_filters.CharFilter(method="keep", label="Resource", help_text="exact resource name")
+    state = ListingChoiceFilter(choices=[("open", "open"), ("closed", "closed")], method="keep", label="State",
+                                help_text="open: still failing; closed: remediated")
+    open_at = MomentFilter(method="keep", label="Open at", help_text="windows open (failing) at this moment")
+
+    def __init__(self, *args, **kwargs) -> None:
+        from posture.models import FailureWindow
+
+        kwargs.setdefault("queryset", FailureWindow.objects.none())
+        super().__init__(*args, **kwargs)
+
+
+class _OneHost(_Validated):
+    host = HostFilter(label="Host", help_text="host name or id (default: the whole fleet)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("queryset", DockerHost.objects.none())
+        super().__init__(*args, **kwargs)
+
+
+@with_period
+class GapFilterSet(_OneHost):
+    """Collection gaps (posture.queries.history.collection_gaps) of every host or ``host``
+    within ``from``..``to`` (default: the last 30 days)."""
+
+
+class EffectivenessFilterSet(GapFilterSet):
+    """Operating effectiveness (posture.queries.effectiveness) of ``framework``'s controls
+    (or one ``control``) over ``from``..``to``, fleet-wide or for one ``host``."""
+
+    framework = ListingChoiceFilter(choices=framework_choices, method="keep", label="Framework",
+                                    help_text="default cis-docker-1.8.0")
+    control = django_filters.CharFilter(method="keep", label="Control", help_text="one control's ref, e.g. 5.5")
+
+
+TREND_DAYS = (30, 90, 365)
+
+
+class TrendFilterSet(_OneHost):
+    """A framework's daily score and coverage (posture.queries.trends) over the last ``days``
+    days, fleet-wide or for one ``host``."""
+
+    framework = ListingChoiceFilter(choices=framework_choices, method="keep", label="Framework",
+                                    help_text="default cis-docker-1.8.0")
+    days = ListingChoiceFilter(choices=[(str(d), str(d)) for d in TREND_DAYS], method="keep", label="Days",
+                               help_text="30 (the default), 90 or 365")
+
+
+class PostureFilterSet(_OneHost):
+    """The posture summary (posture.queries.rollups, summary) at ``at`` (default now), for
+    every framework or ``framework``, fleet-wide or for one ``host``."""
+
+    at = MomentFilter(method="keep", label="At", help_text="ISO 8601 moment: each host's current scan then, and "
+                      "the exceptions and attestations in force then (default: now)")
+    framework = ListingChoiceFilter(choices=framework_choices, method="keep", label="Framework")
+
+
+class EvidenceFilterSet(_Validated):
+    """A scan's evidence items (posture.queries.evidence) by ``kind``, ``key`` or ``name`` (exact)."""
+
+    kind = ListingChoiceFilter(choices=[(k, k) for k in EVIDENCE_KINDS], method="keep", label="Kind")
+    key = django_filters.CharFilter(method="keep", label="Key", help_text="exact item key (an image or container id)")
+    name = django_filters.CharFilter(method="keep", label="Name", help_text="exact name (container name, image tag)")
+
+    def __init__(self, *args, **kwargs) -> None:
+        from posture.models import EvidenceSetItem
+
+        kwargs.setdefault("queryset", EvidenceSetItem.objects.none())
+        super().__init__(*args, **kwargs)

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -27,11 +26,13 @@ from posture.choices import ScanState
 from posture.filtersets import MomentField
 from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
+from posture.queries import summary
 from posture.queries.history import Gap, collection_gaps
 from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
 from posture.queries.scans import current_scan_id, last_finished_scan_id, recent_scans
+from posture.queries.summary import fleet_at
 from posture.queries.trends import TrendPoint, fleet_trend, last_days
-from posture.queries.verdicts import SEVERITY_ORDER, findings
+from posture.queries.verdicts import SEVERITY_ORDER
 from posture.views import reader_required
 
 #: The frameworks the overview scores, in the order shown, with their labels.
@@ -148,15 +149,6 @@ class Links:
         return "/" + ("?" + urlencode(params) if params else "")
 
 
-def fleet_at(at: datetime | None):
-    """The hosts of the fleet at ``at``: not archived then (an archived host's history
-    still counts for the days before it was archived)."""
-    hosts = DockerHost.objects.all()
-    if at is None:
-        return hosts.filter(archived_at__isnull=True)
-    return hosts.filter(Q(archived_at__isnull=True) | Q(archived_at__gt=at))
-
-
 def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, dict[str, FrameworkRollup]],
               links: Links) -> list[HostRow]:
     """Each host with its current and last finished scan at ``at`` (two queries) and its
@@ -184,8 +176,7 @@ def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, 
 def failing_by_severity(hosts, at: datetime, links: Links) -> list[tuple[str, int, str]]:
     """(severity, failing results, findings link) worst first: one GROUP BY over the
     findings after exceptions (an excepted failure is not failing)."""
-    grouped = dict(findings(hosts, at, status="fail").order_by().values_list("severity")
-                   .annotate(n=Count("*")).values_list("severity", "n"))
+    grouped = summary.failing_by_severity(hosts, at)
     out = [(s, grouped.get(s, 0), links.findings(status="fail", severity=s)) for s in SEVERITY_ORDER]
     if grouped.get(None):
         out.append((UNRATED, grouped[None], links.findings(status="fail")))

@@ -61,8 +61,9 @@ class RollupPagination(Pagination):
     """A scan's control rollups: the page, plus ``summary`` (each framework's score and
     coverage over the whole rollup, not just the page), documented in the schema."""
 
-    #: Registered as a component by posture.api.schema.AutoSchema.
+    #: Registered as a component by posture.api.schema.AutoSchema (the serializer, by path).
     summary_component = "RollupSummary"
+    summary_serializer = "posture.api.serializers.RollupSummarySerializer"
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
         paged = super().get_paginated_response_schema(schema)

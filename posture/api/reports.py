@@ -28,7 +28,7 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from posture.api.errors import Conflict
+from posture.api.errors import Conflict, ErrorSerializer
 from posture.api.permissions import RolePermission
 from posture.api.views import _JSONErrorsOnly
 from posture.jobs.hosts import host_named
@@ -93,7 +93,8 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         return Response(self.get_serializer(report).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(
-        OpenApiTypes.BINARY, description="the report's file, as an attachment")})
+        OpenApiTypes.BINARY, description="the report's file, as an attachment"),
+        (409, "application/json"): OpenApiResponse(ErrorSerializer, description="the report has not succeeded (yet)")})
     @action(detail=True, methods=["get"], url_path="download", url_name="download",
             content_negotiation_class=_JSONErrorsOnly)
     def download(self, request, pk=None):

@@ -16,6 +16,7 @@ header of their 200 and the 304.
 
 from __future__ import annotations
 
+from django.utils.module_loading import import_string
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 
 from posture.api.conditional import MARK
@@ -47,10 +48,9 @@ class AutoSchema(SpectacularAutoSchema):
         responses = operation["responses"]
         for code in sorted(codes):
             responses.setdefault(code, {"content": {"application/json": {"schema": ref}}, "description": ERRORS[code]})
-        if getattr(self._get_paginator(), "summary_component", None):
-            from posture.api.serializers import RollupSummarySerializer  # serializers import views' neighbours
-
-            self.resolve_serializer(RollupSummarySerializer, "response")  # the page's summary items
+        summary = getattr(self._get_paginator(), "summary_serializer", None)
+        if summary:  # by path: serializers import views' neighbours
+            self.resolve_serializer(import_string(summary), "response")  # the page's summary items
         if self._is_conditional():
             self._document_conditional(operation)
         return operation

@@ -18,6 +18,7 @@ from rest_framework.reverse import reverse
 
 from posture.api.conditional import conditional, without_summary_moment
 from posture.api.diffs import DIFF_SCHEMA, ScanDiffSerializer, diff_for_request
+from posture.api.evidence import EvidenceActions
 from posture.api.pagination import RollupPagination
 from posture.api.permissions import RolePermission
 from posture.api.serializers import (
@@ -117,7 +118,7 @@ class DockerHostViewSet(viewsets.ModelViewSet):
         return self._answer(host)
 
 
-class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
+class ScanRunViewSet(EvidenceActions, mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     """List and read scans; POST {"host": NAME} queues a scan (or returns the one already queued)."""
 
     serializer_class = ScanRunSerializer
@@ -155,8 +156,7 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
         filterset = _valid(FindingFilterSet(request.query_params, scans=[scan], request=request))
         if not filterset.form.cleaned_data.get("at"):
             filterset.default_at = verdict_moment(scan)
-        page = self.paginate_queryset(filterset.qs)
-        return self.get_paginated_response(FindingSerializer(page, many=True).data)
+        return findings_page(self, filterset)
 
     @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)),
                    responses=ControlRollupSerializer(many=True))
@@ -185,6 +185,13 @@ class ScanRunViewSet(mixins.CreateModelMixin, viewsets.ReadOnlyModelViewSet):
     def diff(self, request, pk=None):
         """What changed since ``?against=`` (default: the host's previous succeeded scan)."""
         return Response(ScanDiffSerializer(diff_for_request(request, self.get_object())).data)
+
+
+def findings_page(view, filterset: FindingFilterSet) -> Response:
+    """A page of a validated ``FindingFilterSet``'s verdicts (a scan's or the fleet's): a
+    COUNT and a LIMIT/OFFSET query, whatever the number of hosts or results."""
+    page = view.paginate_queryset(filterset.qs)
+    return view.get_paginated_response(FindingSerializer(page, many=True).data)
 
 
 def _valid(filterset):

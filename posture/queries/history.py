@@ -113,10 +113,11 @@ def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
 
 def failure_windows(hosts: Hosts = None, check: str | Iterable[str] | None = None, resource: str | None = None,
                     period: Period | None = None, open_at: datetime | None = None, *,
-                    resource_type: str | None = None) -> QuerySet[FailureWindow]:
+                    resource_type: str | None = None, closed: bool | None = None) -> QuerySet[FailureWindow]:
     """Failure windows, filtered, ordered and annotated in the database (paginate the result).
 
     ``period``: only windows overlapping it. ``open_at``: only windows open at that moment.
+    ``closed``: only windows closed by now (True) or still open (False).
     Each row keeps ``opened_at``/``closed_at`` (null: still failing) and the scans that
     opened and closed it, and is annotated with ``clipped_start``/``clipped_end`` (the part
     inside the period; without a period, the window up to now) and ``duration`` (their
@@ -129,6 +130,8 @@ def failure_windows(hosts: Hosts = None, check: str | Iterable[str] | None = Non
         rows = rows.filter(resource_type=resource_type)
     if resource is not None:
         rows = rows.filter(resource=resource)
+    if closed is not None:
+        rows = rows.filter(closed_at__isnull=not closed)
     if open_at is not None:
         rows = rows.filter(Q(closed_at__isnull=True) | Q(closed_at__gt=open_at), opened_at__lte=open_at)
     now = timezone.now()

@@ -309,6 +309,25 @@ def host_rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[
             for host_id, a in adjusted.values()}
 
 
+def host_tallies(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
+                 at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+                 ) -> dict[int, dict[str, Counts]]:
+    """Per host: host id -> framework slug -> controls per status (what a host's ``score``
+    and ``coverage`` are over), as ``host_rollups`` would tally them, without building a row
+    per control: the same four queries, a fraction of the Python (a page of hosts with their
+    scores needs no more)."""
+    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
+    out: dict[int, dict[str, Counts]] = {}
+    for host_id, per_framework in adjusted.values():
+        out[host_id] = {}
+        for f in frameworks:
+            counts, tally = per_framework[f], defaultdict(int)
+            for c in controls[f]:
+                tally[control_status(counts.get(c.ref))] += 1
+            out[host_id][f] = dict(tally)
+    return out
+
+
 def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
            at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
            ) -> FrameworkRollup:

@@ -42,6 +42,15 @@ class Expect:
     body: Callable[[World], dict] | None = None
     #: Refused to every token whatever its roles (tokens cannot create tokens).
     tokens_refused: str = ""
+    #: Path parameters other than {id}, by name.
+    params: Callable[[World, str], dict[str, str]] | None = None
+
+    def path(self, w: World, who: str, template: str) -> str:
+        if "{id}" in template:
+            template = template.replace("{id}", str(self.ref(w, who)))
+        for name, value in (self.params(w, who) if self.params else {}).items():
+            template = template.replace("{" + name + "}", value)
+        return template
 
 
 def _host(w: World, who: str) -> str:
@@ -50,6 +59,12 @@ def _host(w: World, who: str) -> str:
 
 def _scan(w: World, who: str) -> int:
     return w.scans[-1].pk
+
+
+def _digest(w: World, who: str) -> dict[str, str]:
+    from posture.queries.evidence import scan_evidence
+
+    return {"sha256": scan_evidence(w.scans[-1], kind="container")[0]["digest"]}
 
 
 def _own_token(w: World, who: str) -> int:
@@ -104,6 +119,16 @@ EXPECTATIONS: dict[str, Expect] = {
     "reports_download_retrieve": Expect(READ, 409, ref=lambda w, who: w.report.pk),  # not rendered yet
     "reports_verify_create": Expect(READ, 400),  # no package uploaded: the permission passed, the input did not
     "integrity_retrieve": Expect(READ),
+    "findings_list": Expect(READ),
+    "posture_list": Expect(READ),
+    "frameworks_list": Expect(READ),
+    "frameworks_retrieve": Expect(READ, params=lambda w, who: {"slug": "soc2-2017"}),
+    "history_windows_list": Expect(READ),
+    "history_gaps_list": Expect(READ),
+    "history_trends_retrieve": Expect(READ),
+    "history_effectiveness_retrieve": Expect(READ),
+    "scans_evidence_list": Expect(READ, ref=_scan),
+    "scans_evidence_retrieve": Expect(READ, ref=_scan, params=_digest),
     "tokens_list": Expect(READ),
     "tokens_create": Expect(READ, 201, body=lambda w: {"name": "another"}, tokens_refused=TOKENS_CANNOT_CREATE),
     "tokens_retrieve": Expect(READ, ref=_own_token),
@@ -173,8 +198,7 @@ def _call(w: World, who: str, method: str, path: str, expect: Expect):
     client = APIClient()
     if who != "anonymous":
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {w.tokens[who]}")
-    if "{id}" in path:
-        path = path.replace("{id}", str(expect.ref(w, who)))
+    path = expect.path(w, who, path)
     body = expect.body(w) if expect.body else None
     return client.generic(method, path, data=__import__("json").dumps(body) if body is not None else "",
                           content_type="application/json")
