@@ -90,7 +90,8 @@ class FindingViewSet(_Listing):
         filterset = _valid(FindingFilterSet(request.query_params, request=request))
         at = filterset.form.cleaned_data.get("at")
         _not_future("at", at)
-        filterset.scans = current_scan_ids(fleet_at(at), at)
+        if at is not None:  # now reads the read model of posture now; a moment, the stored results
+            filterset.scans = current_scan_ids(fleet_at(at), at)
         return findings_page(self, filterset)
 
 
@@ -165,17 +166,17 @@ class PostureViewSet(_Listing):
         data = _valid(PostureFilterSet(request.query_params, request=request)).form.cleaned_data
         at = data.get("at")
         _not_future("at", at)
-        moment = at or timezone.now()
         frameworks = [data["framework"]] if data.get("framework") else [slug for slug, _ in framework_choices()]
         hosts = fleet_hosts(at, host_rows(data.get("host")))
-        scans = current_scan_ids(hosts, at)
-        fleet = rollups(frameworks, None, moment, scans=scans)
-        failures = failing(None, moment, scans=scans)
+        # Now: the read model (hosts, no moment); at a moment: the stored results of its scans.
+        scans = current_scan_ids(hosts, at) if at is not None else None
+        fleet = rollups(frameworks, hosts if scans is None else None, at, scans=scans)
+        failures = failing(hosts if scans is None else None, at, scans=scans)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f].pair_tally),
                     "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))
         ids = [h.pk for h in page]
-        per_host = host_tallies(frameworks, ids, moment) if ids else {}
+        per_host = host_tallies(frameworks, ids, at) if ids else {}
         rows = [{"id": h.pk, "name": h.name, "scan": h.current_scan_id, "scanned_at": h.scanned_at,
                  "failing": _severities(failures.by_severity(framework=data.get("framework"), host=h.pk)),
                  "frameworks": [{"framework": f, "score": score(t), "coverage": coverage(t), "controls": t,

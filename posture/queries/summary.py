@@ -29,7 +29,7 @@ def fleet_at(at: datetime | None) -> QuerySet[DockerHost]:
     return hosts.filter(Q(archived_at__isnull=True) | Q(archived_at__gt=at))
 
 
-def failing_by_severity(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime, *,
+def failing_by_severity(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None, *,
                         framework: str | None = None) -> dict[str | None, int]:
     """severity -> failing results (after exceptions: an excepted failure is not failing) of
     the hosts' current scans at ``at``, for the checks of ``framework`` (default: every
@@ -70,7 +70,7 @@ def current_scan_ids(hosts: QuerySet[DockerHost], at: datetime | None) -> list[i
     return list(current_scans(hosts, at).values_list("pk", flat=True))
 
 
-def failing(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime, *,
+def failing(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None, *,
             scans: list[int] | None = None) -> Failing:
     """The failing results of the hosts (or of ``scans``, their current scans at ``at``)
     at ``at`` per (host, check): one query."""
