@@ -125,7 +125,7 @@ def test_it_shows_the_deciding_evidence_with_the_field_marked(client: Client, au
     client.force_login(auditor)
     row = findings(framework=CIS, control="5.5", status=["fail"], check="container.privileged_disabled").first()
     assert "HostConfig.Privileged=true" in row.detail
-    body = client.get(PRIVILEGED, {"evidence": f"{row.scan_id}-{row.pk}"}).content.decode()
+    body = client.get(PRIVILEGED, {"evidence": f"{row.scan_id}-{row.result_id}"}).content.decode()
     evidence = body.split('id="evidence"', 1)[1].split("</section>", 1)[0]
     assert re.search(r'<span class="jl jl-hit" id="deciding-\d+">\s*&quot;Privileged&quot;: true,?</span>', evidence)
     assert evidence.count("jl-hit") == 1
