@@ -28,6 +28,9 @@ from posture.models import (
     DockerHost,
     ExceptionState,
     Framework,
+    Report,
+    ReportKind,
+    ReportState,
     ScanRun,
 )
 from posture.models.hosts import URL_SCHEMES
@@ -181,6 +184,8 @@ KNOWN_ACTIONS = (
     "host.purged",
     "host.unarchived",
     "host.updated",
+    "report.requested",
+    "report.verified",
     "scan.requested",
     "token.created",
     "token.revoked",
@@ -538,3 +543,17 @@ class ControlFilterSet(_VerdictFilters):
             queryset = queryset.filter(pk__in=[row.control_id for rollup in self.rollups().values()
                                                for row in rollup.controls if row.status in statuses])
         return queryset
+
+
+class ReportFilterSet(StrictFilterSet):
+    """Reports by kind, framework, state and requester (user name)."""
+
+    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind")
+    framework = ListingChoiceFilter(choices=framework_choices, label="Framework")
+    state = ListingChoiceFilter(choices=ReportState.choices, label="State")
+    requested_by = django_filters.CharFilter(field_name="requested_by__username", label="Requested by",
+                                             help_text="user name")
+
+    class Meta:
+        model = Report
+        fields: ClassVar[list[str]] = ["kind", "framework", "state", "requested_by"]
