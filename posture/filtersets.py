@@ -548,9 +548,9 @@ class ControlFilterSet(_VerdictFilters):
 class ReportFilterSet(StrictFilterSet):
     """Reports by kind, framework, state and requester (user name)."""
 
-    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind")
-    framework = ListingChoiceFilter(choices=framework_choices, label="Framework")
-    state = ListingChoiceFilter(choices=ReportState.choices, label="State")
+    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind", empty_label="any kind")
+    framework = ListingChoiceFilter(choices=framework_choices, label="Framework", empty_label="any framework")
+    state = ListingChoiceFilter(choices=ReportState.choices, label="State", empty_label="any state")
     requested_by = django_filters.CharFilter(field_name="requested_by__username", label="Requested by",
                                              help_text="user name")
 

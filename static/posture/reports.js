@@ -38,6 +38,7 @@
     sha.textContent = report.sha256 ? `${report.sha256.slice(0, 12)}…` : "";
     sha.title = report.sha256 || "";
     sha.hidden = !report.sha256;
+    field(row, "no-sha").hidden = Boolean(report.sha256);
     const download = field(row, "download");
     if (report.download_url) download.href = report.download_url;
     download.hidden = !report.download_url;
