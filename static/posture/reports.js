@@ -5,7 +5,7 @@
 // - Verify posts through fetch and shows verified / tampered in its row.
 // - The form's quick picks set the period in place; ticking a host chooses "Only these hosts".
 // Server strings (notes, errors, problems) are only ever set as text (textContent). No inline
-// script (CSP).
+// script (CSP). Needs poll.js (window.posture.poll) loaded first.
 (() => {
   "use strict";
   const POLL_MS = 1000;
@@ -47,28 +47,14 @@
   }
 
   function follow(row) {
-    const url = row.dataset.statusUrl;
-    let failures = 0;
-    const tick = async () => {
-      try {
-        const response = await fetch(url, { headers: JSON_HEADERS, credentials: "same-origin", cache: "no-store" });
-        if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const body = await response.json();
-        failures = 0;
-        render(row, body.report);
-        if (!body.report.finished) setTimeout(tick, POLL_MS);
-      } catch (err) {
-        failures += 1;
-        const note = field(row, "note");
-        if (failures < 20) {
-          note.textContent = `could not read its state (${err.message}); retrying…`;
-          setTimeout(tick, POLL_MS * 2);
-        } else {
-          note.textContent = `could not read its state (${err.message}): reload the page`;
-        }
-      }
-    };
-    tick();
+    window.posture.poll(row.dataset.statusUrl, {
+      every: POLL_MS,
+      onData: (body) => { render(row, body.report); return body.report.finished; },
+      onError: (err, retrying) => {
+        field(row, "note").textContent = retrying ? `could not read its state (${err.message}); retrying…`
+          : `could not read its state (${err.message}): reload the page`;
+      },
+    });
   }
 
   for (const row of document.querySelectorAll("tr[data-report]")) {

@@ -19,21 +19,10 @@ from django.contrib.auth.models import Group, User
 from django.utils import timezone
 
 from posture.models import DockerHost, Report
-from tests.e2e.conftest import SHOTS, login, shoot, violations
+from tests.e2e.conftest import login, shoot, violations
 from tests.posture.reports.conftest import CIS, chained_history, day
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
-
-
-def shoot_top(page, name: str) -> None:
-    """The first screen of a long page (where its Export button is) at desktop and phone width."""
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for width, height in ((1280, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.wait_for_timeout(100)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"))
-    page.set_viewport_size(size)
 
 
 @pytest.fixture
@@ -55,7 +44,7 @@ def test_it_exports_a_package_from_the_export_button_and_downloads_it(watched, a
 
     page.goto(f"/findings/?framework={CIS}&host=audit1")
     export = page.get_by_role("link", name="Export")
-    shoot_top(page, "findings-export-button")
+    shoot(page, "findings-export-button", full_page=False)
     export.click()
     page.wait_for_url("**/reports/new/?*")
     assert page.input_value("#id_framework") == CIS
@@ -123,8 +112,8 @@ def test_it_exports_a_package_from_the_export_button_and_downloads_it(watched, a
     shoot(page, "reports-states")
 
     page.goto("/?at=" + day(8).isoformat().replace("+", "%2B"))
-    shoot_top(page, "overview-export-button")
+    shoot(page, "overview-export-button", full_page=False)
     page.goto(f"/controls/{CIS}/5.5/")
-    shoot_top(page, "control-export-button")
+    shoot(page, "control-export-button", full_page=False)
     page.wait_for_timeout(200)
     assert violations(page) == []
