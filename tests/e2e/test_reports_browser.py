@@ -13,6 +13,7 @@ import hashlib
 import json
 import zipfile
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -21,6 +22,7 @@ from django.utils import timezone
 from posture.models import DockerHost, Report
 from tests.e2e.conftest import login, shoot, violations
 from tests.posture.reports.conftest import CIS, chained_history, day
+from tests.support.services import wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis]
 
@@ -116,4 +118,38 @@ def test_it_exports_a_package_from_the_export_button_and_downloads_it(watched, a
     page.goto(f"/controls/{CIS}/5.5/")
     shoot(page, "control-export-button", full_page=False)
     page.wait_for_timeout(200)
+    assert violations(page) == []
+
+
+def test_a_report_that_fails_shows_its_one_line_reason_live(watched, audit_period, start_celery, celery_env,
+                                                            settings):
+    media = Path(celery_env["POSTURE_VAR_DIR"]) / "media"
+    settings.MEDIA_ROOT = str(media)
+    (media / "reports").mkdir(parents=True)
+    (media / "reports" / f"{timezone.now():%Y}").write_text("not a folder")  # the worker cannot store the file
+    worker = start_celery("worker", "--concurrency", "1")
+    page = watched
+    login(page, "audrey", "auditor-pass-1")
+    page.goto("/reports/")
+    page.get_by_role("link", name="New report").click()
+    page.check("input[name=kind][value=csv]")
+    page.select_option("#id_csv_kind", "scans")  # shown once CSV is chosen
+    worker.wait_for("ready", timeout=60)
+    page.get_by_role("button", name="Request the report").click()
+    page.wait_for_url("**/reports/#report-*")
+    report = Report.objects.get()
+    assert (report.kind, report.csv_kind, report.hosts) == ("csv", "scans", None)
+    page.evaluate("window.__samePage = true")
+    row = page.locator(f"#report-{report.pk}")
+    error = row.locator("[data-field=error]")
+    wait_until(lambda: Report.objects.filter(pk=report.pk, state__in=["succeeded", "failed"]).exists(), 60,
+               "the worker to end the report", [worker])
+    error.wait_for(state="visible", timeout=10000)
+    report.refresh_from_db()
+    assert report.state == "failed" and "\n" not in report.error
+    assert error.inner_text() == report.error and report.error.startswith("FileExistsError: ")
+    assert row.locator("[data-field=state]").inner_text() == "Failed"
+    assert not row.get_by_role("link", name="Download").is_visible()
+    assert not row.get_by_role("button", name="Verify").is_visible()
+    assert page.evaluate("window.__samePage === true")
     assert violations(page) == []
