@@ -14,6 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django import forms
+from django.http import QueryDict
 from django.utils import timezone
 
 from posture.filtersets import parse_moment
@@ -133,7 +134,7 @@ class ReportRequestForm(forms.Form):
                 "csv_kind": d["csv_kind"] if d["kind"] == ReportKind.CSV else ""}
 
 
-def presets(params) -> tuple[dict[str, Any], list[str]]:
+def presets(params: QueryDict) -> tuple[dict[str, Any], list[str]]:
     """The form's initial values from an Export button's link (``framework``, ``host`` (name
     or id, repeatable), ``at`` (the page's as-of: the period ends that day), ``start``/``end``
     (YYYY-MM-DD), ``days`` (30, 90 or 365 up to the end), ``kind``, ``csv_kind``) and the
@@ -164,7 +165,7 @@ def presets(params) -> tuple[dict[str, Any], list[str]]:
     initial["end"] = end
     initial["start"] = _preset_date(params, "start", problems) or end - timedelta(days=span - 1)
 
-    found, unknown = queries.host_names(params.getlist("host") if hasattr(params, "getlist") else [])
+    found, unknown = queries.host_names(params.getlist("host"))
     for value in unknown:
         problems.append(f"host: no host {value[:100]!r} (give its name or id)")
     if found:

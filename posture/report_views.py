@@ -99,9 +99,8 @@ def report_new(request: HttpRequest) -> HttpResponse:
 
 
 def _form(request: HttpRequest, form: ReportRequestForm, problems: list[str], status: int) -> HttpResponse:
-    end = today()
     return render(request, "posture/report_form.html", {
-        "form": form, "problems": problems, "today": end.isoformat(), "period_days": PERIOD_DAYS,
+        "form": form, "problems": problems, "today": today().isoformat(), "period_days": PERIOD_DAYS,
     }, status=status)
 
 
