@@ -184,8 +184,6 @@ KNOWN_ACTIONS = (
     "host.purged",
     "host.unarchived",
     "host.updated",
-    "report.requested",
-    "report.verified",
     "scan.requested",
     "token.created",
     "token.revoked",
@@ -392,6 +390,20 @@ def check_choices() -> list[tuple[str, str]]:
     return [(c, c) for c in Check.objects.order_by("id").values_list("id", flat=True)]
 
 
+class ReportFilterSet(StrictFilterSet):
+    """Reports by kind, framework, state and requester (user name)."""
+
+    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind", empty_label="any kind")
+    framework = ListingChoiceFilter(choices=framework_choices, label="Framework", empty_label="any framework")
+    state = ListingChoiceFilter(choices=ReportState.choices, label="State", empty_label="any state")
+    requested_by = django_filters.CharFilter(field_name="requested_by__username", label="Requested by",
+                                             help_text="user name")
+
+    class Meta:
+        model = Report
+        fields: ClassVar[list[str]] = ["kind", "framework", "state", "requested_by"]
+
+
 class HostField(forms.CharField):
     """A host by name, or by id when all digits; an unknown one is refused (one query)."""
 
@@ -544,16 +556,3 @@ class ControlFilterSet(_VerdictFilters):
                                                for row in rollup.controls if row.status in statuses])
         return queryset
 
-
-class ReportFilterSet(StrictFilterSet):
-    """Reports by kind, framework, state and requester (user name)."""
-
-    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind", empty_label="any kind")
-    framework = ListingChoiceFilter(choices=framework_choices, label="Framework", empty_label="any framework")
-    state = ListingChoiceFilter(choices=ReportState.choices, label="State", empty_label="any state")
-    requested_by = django_filters.CharFilter(field_name="requested_by__username", label="Requested by",
-                                             help_text="user name")
-
-    class Meta:
-        model = Report
-        fields: ClassVar[list[str]] = ["kind", "framework", "state", "requested_by"]
