@@ -555,4 +555,3 @@ class ControlFilterSet(_VerdictFilters):
             queryset = queryset.filter(pk__in=[row.control_id for rollup in self.rollups().values()
                                                for row in rollup.controls if row.status in statuses])
         return queryset
-
