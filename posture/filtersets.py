@@ -28,6 +28,9 @@ from posture.models import (
     DockerHost,
     ExceptionState,
     Framework,
+    Report,
+    ReportKind,
+    ReportState,
     ScanRun,
 )
 from posture.models.hosts import URL_SCHEMES
@@ -386,6 +389,20 @@ def framework_choices() -> list[tuple[str, str]]:
 
 def check_choices() -> list[tuple[str, str]]:
     return [(c, c) for c in Check.objects.order_by("id").values_list("id", flat=True)]
+
+
+class ReportFilterSet(StrictFilterSet):
+    """Reports by kind, framework, state and requester (user name)."""
+
+    kind = ListingChoiceFilter(choices=ReportKind.choices, label="Kind", empty_label="any kind")
+    framework = ListingChoiceFilter(choices=framework_choices, label="Framework", empty_label="any framework")
+    state = ListingChoiceFilter(choices=ReportState.choices, label="State", empty_label="any state")
+    requested_by = django_filters.CharFilter(field_name="requested_by__username", label="Requested by",
+                                             help_text="user name")
+
+    class Meta:
+        model = Report
+        fields: ClassVar[list[str]] = ["kind", "framework", "state", "requested_by"]
 
 
 class HostField(forms.CharField):

@@ -9,7 +9,8 @@
 - **Reports**: every succeeded report's file is re-hashed against its recorded sha256.
 
 Each problem is one line naming the host, scan, resource or report. A verification asked for
-from the pages is recorded as an audit event (``record_verification``)."""
+from the pages is recorded as an audit event (``record_verification``, and
+``record_report_verification`` for one report's file)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from posture.models import (
 )
 from posture.models.audit import record
 from posture.queries.integrity import VERIFIED_ACTION, verification_target
+from posture.queries.reports import REPORT_VERIFIED_ACTION, report_target
 from posture.queries.scans import current_scan
 
 _ROW = ("check_id", "check_version", "resource_type", "resource", "status", "detail", "evidence_kind", "evidence_key")
@@ -150,3 +152,16 @@ def record_verification(user, host: DockerHost) -> AuditEvent:
                   scans=result.scans, head_scan=head.pk if head else None,
                   head_chain_digest=head.chain_digest if head else None,
                   problems=result.problems[:KEPT_PROBLEMS], problem_count=len(result.problems))
+
+
+def record_report_verification(user, report: Report) -> AuditEvent:
+    """Re-hash one succeeded report's file against its recorded sha256 on request (the Reports
+    page's "Verify") and keep the answer as a ``report.verified`` audit event: ``ok`` and the
+    problem (the file altered or missing). Any role may verify: it changes nothing."""
+    if not roles.can_read(user):
+        raise PermissionDenied(roles.NO_ROLE)
+    if report.state != ReportState.SUCCEEDED:
+        raise ValueError(f"report #{report.pk} is {report.state}: only a succeeded report has a file to verify")
+    problem = verify_report(report)
+    return record(REPORT_VERIFIED_ACTION, report_target(report), actor=user, ok=problem is None,
+                  problem=problem or "", sha256=report.sha256)

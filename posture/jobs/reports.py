@@ -8,6 +8,7 @@ as ``failed`` with a one-line reason; nothing else is touched."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -98,7 +99,8 @@ def render_report(report_id: int) -> str:
                 size += len(block)
         os.replace(partial, final)
     except Exception as exc:  # recorded on the row: the requester sees why
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the storage may be what failed (its folder a file, gone, read-only)
+            partial.unlink(missing_ok=True)
         log.exception("report #%s failed", report_id)
         Report.objects.filter(pk=report_id).update(state=ReportState.FAILED, finished_at=timezone.now(),
                                                    error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])

@@ -82,12 +82,13 @@ def violations(page) -> list[str]:
     return page.evaluate("window.__csp || []") + page.csp_console
 
 
-def shoot(page, name: str) -> None:
-    """Full-page screenshots at desktop and phone width (the viewport is restored after)."""
+def shoot(page, name: str, full_page: bool = True) -> None:
+    """Full-page screenshots at desktop and phone width (the viewport is restored after);
+    ``full_page=False``: the first screen only (the top of a long page)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     size = page.viewport_size
     for width, height in ((1280, 900), (390, 844)):
         page.set_viewport_size({"width": width, "height": height})
         page.wait_for_timeout(100)
-        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=full_page)
     page.set_viewport_size(size)

@@ -46,7 +46,8 @@ def test_it_fits_every_page_in_a_phone_screen_with_no_csp_violation(watched, fle
     login(page, "ada", "admin-pass-1")
     pages = {"overview": "/", "hosts": "/hosts/", "host-detail": f"/hosts/{host.pk}/", "host-add": "/hosts/new/",
              "scan-with-long-lines": f"/scans/{scan.pk}/", "attestations": "/attestations/", "audit": "/audit/",
-             "tokens": "/tokens/", "not-found": "/no/such/page/"}
+             "tokens": "/tokens/", "reports": "/reports/", "report-form": "/reports/new/",
+             "not-found": "/no/such/page/"}
     page.set_viewport_size({"width": 390, "height": 844})
     for name, path in pages.items():
         page.goto(path)
