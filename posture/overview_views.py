@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from posture.choices import ScanState
-from posture.filtersets import MomentField
+from posture.filtersets import MomentField, unknown_message
 from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
 from posture.queries.history import Gap, collection_gaps
@@ -68,9 +68,8 @@ class OverviewForm(forms.Form):
         return at
 
     def clean(self) -> dict[str, Any]:
-        accepted = ", ".join(self.fields)
         for name in self.unknown:
-            self.add_error(None, f"{name[:40]}: unknown parameter; accepted: {accepted}")
+            self.add_error(None, f"{name[:40]}: {unknown_message(self.fields)}")
         return super().clean()
 
     def messages(self) -> list[str]:
