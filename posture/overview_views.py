@@ -28,7 +28,7 @@ from posture.filtersets import MomentField, unknown_message
 from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
 from posture.queries.history import Gap, collection_gaps
-from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
+from posture.queries.rollups import FrameworkRollup, fleet_of, host_rollups, rollups
 from posture.queries.scans import current_scan_id, last_finished_scan_id, recent_scans
 from posture.queries.trends import TrendPoint, fleet_trend, last_days
 from posture.queries.verdicts import SEVERITY_ORDER, findings
@@ -233,8 +233,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     links = Links(at, days)
     hosts = fleet_at(at)
 
-    fleet = rollups(SLUGS, hosts, moment)
     per_host = host_rollups(SLUGS, hosts, moment)
+    # The fleet's figures are the hosts' summed (no query); with no host scanned by then,
+    # ``rollups`` still lists each framework's controls (not assessed).
+    fleet = {slug: fleet_of(per_host, slug) for slug in SLUGS} if per_host else rollups(SLUGS, hosts, moment)
     scores = [FrameworkScore(slug, label, fleet[slug], percent(fleet[slug].score), percent(fleet[slug].coverage),
                              links.findings(framework=slug, status="fail")) for slug, label in FRAMEWORKS]
     rows = host_rows(hosts, at, moment, per_host, links)
