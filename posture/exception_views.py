@@ -20,9 +20,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from posture import roles
-from posture.api.filters import strict_filterset
 from posture.exception_forms import AttestForm, ProposeForm
-from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, ControlExceptionFilterSet
+from posture.filtersets import AttestationFilterSet, AuditEventFilterSet, ControlExceptionFilterSet, strict_filterset
 from posture.jobs import exceptions as workflow
 from posture.models import Attestation, AuditEvent, ControlException
 from posture.views import PAGE_SIZE, reader_required

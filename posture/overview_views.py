@@ -23,12 +23,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_safe
 
 from posture.choices import ScanState
-from posture.filtersets import MomentField
+from posture.filtersets import MomentField, unknown_message
 from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
 from posture.queries import summary
 from posture.queries.history import Gap, collection_gaps
-from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
+from posture.queries.rollups import FrameworkRollup, fleet_of, host_rollups, rollups
 from posture.queries.scans import current_scan_id, last_finished_scan_id, recent_scans
 from posture.queries.summary import fleet_at
 from posture.queries.trends import TrendPoint, fleet_trend, last_days
@@ -69,9 +69,8 @@ class OverviewForm(forms.Form):
         return at
 
     def clean(self) -> dict[str, Any]:
-        accepted = ", ".join(self.fields)
         for name in self.unknown:
-            self.add_error(None, f"{name[:40]}: unknown parameter; accepted: {accepted}")
+            self.add_error(None, f"{name[:40]}: {unknown_message(self.fields)}")
         return super().clean()
 
     def messages(self) -> list[str]:
@@ -225,8 +224,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     links = Links(at, days)
     hosts = fleet_at(at)
 
-    fleet = rollups(SLUGS, hosts, moment)
     per_host = host_rollups(SLUGS, hosts, moment)
+    # The fleet's figures are the hosts' summed (no query); with no host scanned by then,
+    # ``rollups`` still lists each framework's controls (not assessed).
+    fleet = {slug: fleet_of(per_host, slug) for slug in SLUGS} if per_host else rollups(SLUGS, hosts, moment)
     scores = [FrameworkScore(slug, label, fleet[slug], percent(fleet[slug].score), percent(fleet[slug].coverage),
                              links.findings(framework=slug, status="fail")) for slug, label in FRAMEWORKS]
     rows = host_rows(hosts, at, moment, per_host, links)

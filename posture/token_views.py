@@ -16,8 +16,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from posture import roles
-from posture.api.filters import strict_filterset
-from posture.filtersets import ApiTokenFilterSet
+from posture.filtersets import ApiTokenFilterSet, strict_filterset
 from posture.jobs import tokens as token_jobs
 from posture.views import PAGE_SIZE, reader_required
 

@@ -15,9 +15,8 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from posture import roles
-from posture.api.filters import strict_filterset
 from posture.api.serializers import FindingSerializer
-from posture.filtersets import AuditEventFilterSet, FindingFilterSet
+from posture.filtersets import AuditEventFilterSet, FindingFilterSet, strict_filterset
 from posture.jobs.ingest import load_snapshot
 from posture.models import Attestation, AuditEvent, ScanRun
 from posture.queries.diffs import diff_since_previous

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import BigIntegerField, Count, Exists, Q, Value
 from django.utils import timezone
 
 from posture.choices import ResultStatus, ScanState
@@ -38,10 +38,12 @@ from posture.models import (
     Evaluation,
     FailureWindow,
     ResultChunk,
+    ResultSet,
     ResultSetChunk,
     ScanRun,
 )
-from posture.queries.rollups import control_status
+from posture.queries.rollups import adjust, control_status
+from posture.queries.verdicts import exceptions_in_force
 
 ROLLUP_ORDER = ResultStatus.order()
 
@@ -145,13 +147,15 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
 
 @dataclass
 class _Context:
-    """What daily rows of one host need besides the scan: loaded once per host."""
+    """What daily rows of one host need besides the scan: loaded once per host, with the
+    counts of each result set (and each set x exceptions in force) read once."""
 
     host_id: int
     exceptions: list[ControlException]
     attestations: list[Attestation]
     controls: dict[str, list[str]] = field(default_factory=dict)  # framework slug -> control refs
     per_check: dict[int, dict[str, dict[str, int]]] = field(default_factory=dict)  # result set -> check -> counts
+    per_control: dict[int, dict[str, dict[str, dict[str, int]]]] = field(default_factory=dict)  # set -> control_counts
     excepted: dict[tuple, dict[str, int]] = field(default_factory=dict)  # (set, exception ids) -> check -> n
 
     @classmethod
@@ -177,55 +181,55 @@ class _Context:
             self.per_check[result_set_id] = dict(counts)
         return self.per_check[result_set_id]
 
-    def excepted_failures(self, result_set_id: int, exceptions: list[ControlException]) -> dict[str, int]:
-        """check -> failing results an exception in force turns into ``excepted``."""
+    def control_counts(self, result_set_id: int) -> dict[str, dict[str, dict[str, int]]]:
+        """The set's per-control counts before exceptions: what the read side's rollups adjust."""
+        if result_set_id not in self.per_control:
+            self.per_control[result_set_id] = (
+                ResultSet.objects.filter(pk=result_set_id).values_list("control_counts", flat=True).first() or {})
+        return self.per_control[result_set_id]
+
+    def excepted_failures(self, result_set_id: int, at: datetime, exceptions: list[ControlException]
+                          ) -> dict[str, int]:
+        """check -> failing results an exception in force at ``at`` turns into ``excepted``,
+        matched in SQL by the read side's own matcher (``verdicts.exceptions_in_force``);
+        ``exceptions`` (those in force) only key the cache and name the checks to read."""
         key = (result_set_id, tuple(e.pk for e in exceptions))
         if key not in self.excepted:
-            out: dict[str, int] = defaultdict(int)
-            if exceptions:
-                by_check: dict[str, list[ControlException]] = defaultdict(list)
-                for exc in exceptions:
-                    by_check[exc.check_id].append(exc)
-                failing = CheckResult.objects.filter(chunk__memberships__result_set_id=result_set_id, status="fail",
-                                                     check_id__in=list(by_check)).values_list("check_id", "resource")
-                for check_id, resource in failing:
-                    if any(e.matches(self.host_id, check_id, resource) for e in by_check[check_id]):
-                        out[check_id] += 1
-            self.excepted[key] = dict(out)
+            self.excepted[key] = dict(
+                CheckResult.objects.filter(chunk__memberships__result_set_id=result_set_id, status="fail",
+                                           check_id__in={e.check_id for e in exceptions})
+                .annotate(host_id=Value(self.host_id, output_field=BigIntegerField()))
+                .filter(Exists(exceptions_in_force(at)))
+                .values("check_id").annotate(n=Count("*")).order_by().values_list("check_id", "n")
+            ) if exceptions else {}
         return self.excepted[key]
 
 
 def _daily_rows(ctx: _Context, scan_id: int, at: datetime, result_set_id: int, day: date) -> list[DailyPosture]:
-    exceptions = [e for e in ctx.exceptions if e.in_force(at)]
-    attested = {a.check_id for a in ctx.attestations if a.in_force(at)}
-    adjusted: dict[str, dict[str, int]] = {}
-    excepted = ctx.excepted_failures(result_set_id, exceptions)
-    for check_id, counts in ctx.check_counts(result_set_id).items():
-        counts = dict(counts)
-        if excepted.get(check_id):
-            counts["fail"] -= excepted[check_id]
-            counts["excepted"] = counts.get("excepted", 0) + excepted[check_id]
-        if check_id in attested and counts.get("manual"):
-            counts["pass"] = counts.get("pass", 0) + counts.pop("manual")
-        adjusted[check_id] = {s: n for s, n in counts.items() if n}
-    per_control: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    """The host's rows for ``day`` from its scan at ``at``: control tallies are the read
+    side's (``rollups.adjust`` of the set's control counts, ``control_status``), so a day's
+    row equals ``host_rollups`` of its scan at ``at``; result counts are per check."""
+    excepted = ctx.excepted_failures(result_set_id, at, [e for e in ctx.exceptions if e.in_force(at)])
+    attested_checks = {a.check_id for a in ctx.attestations if a.in_force(at)}
+    check_counts = ctx.check_counts(result_set_id)
+    attested = {c: counts["manual"] for c, counts in check_counts.items()
+                if c in attested_checks and counts.get("manual")}
     results: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for check_id, counts in adjusted.items():
-        frameworks = set()
-        for slug, ref in check_controls().get(check_id, ()):
-            frameworks.add(slug)
-            for status, n in counts.items():
-                per_control[(slug, ref)][status] += n
-        for slug in frameworks:
-            results[slug]["pass"] += counts.get("pass", 0)
-            results[slug]["fail"] += counts.get("fail", 0)
+    for check_id, counts in check_counts.items():
+        moved_fail, moved_manual = excepted.get(check_id, 0), attested.get(check_id, 0)
+        passing, failing = counts.get("pass", 0) + moved_manual, counts.get("fail", 0) - moved_fail
+        for slug in {slug for slug, _ref in check_controls().get(check_id, ())}:
+            results[slug]["pass"] += passing
+            results[slug]["fail"] += failing
     rows = []
+    control_counts = ctx.control_counts(result_set_id)
     for slug, refs in ctx.controls.items():
+        adjusted = adjust(control_counts.get(slug, {}), slug, excepted, attested)
         tally: dict[str, int] = defaultdict(int)
         for ref in refs:
             # The one definition of a control's status (a control with no result behind it
             # is not assessed), shared with the read side's rollups.
-            tally[control_status(per_control.get((slug, ref)))] += 1
+            tally[control_status(adjusted.get(ref))] += 1
         rows.append(DailyPosture(
             host_id=ctx.host_id, framework=slug, day=day, scan_id=scan_id,
             **{f"controls_{s}": tally.get(s, 0) for s in ROLLUP_ORDER},

@@ -1,8 +1,9 @@
 """Store a snapshot as content-addressed evidence, and load it back.
 
 Writes are idempotent: payloads and sets are keyed by their sha256, inserted only when
-missing (``ignore_conflicts`` covers two workers racing on the same payload), so storing
-the same snapshot twice adds nothing, and a half-finished store is finished by a retry.
+missing (``ignore_conflicts`` covers two workers racing on the same payload, and inserting
+in digest order keeps two such workers from deadlocking), so storing the same snapshot
+twice adds nothing, and a half-finished store is finished by a retry.
 """
 
 from __future__ import annotations
@@ -60,9 +61,12 @@ def store_snapshot(snapshot: snap.Snapshot) -> Stored:
     set_digest = sha256_hex(manifest_lines(entries))
 
     ids = dict(Evidence.objects.filter(digest__in=list(docs)).values_list("digest", "id"))
+    # In digest order: two workers storing payloads both need (hosts sharing images) insert
+    # them in one order, so the second waits for the first instead of each holding a row the
+    # other waits for (a deadlock, one scan killed). tests/posture/test_ingest.py proves it.
     missing = [
         Evidence(digest=d, kind=kind, payload=payload, size=size)
-        for d, (kind, payload, size) in docs.items()
+        for d, (kind, payload, size) in sorted(docs.items())
         if d not in ids
     ]
     with transaction.atomic():

@@ -12,9 +12,9 @@ not change is never read:
   so only the rows of chunks held by one side are read (one query per side). The number of
   shared chunks is counted in SQL, never listed.
 
-That is at most nine queries (scans, evaluations, two for evidence, two for verdicts, one
-count, exceptions and attestations when a changed row needs them), none of whose results
-grows with unchanged resources.
+That is at most seven queries (scans, evaluations, two for evidence, two for verdicts with
+the exceptions and attestations in force matched in them, one count), none of whose
+results grows with unchanged resources.
 
 Reading the flips:
 
@@ -41,13 +41,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BigIntegerField, Case, CharField, Exists, F, OuterRef, Q, Value, When
 
-from posture.choices import ScanState
+from posture.choices import ResultStatus, ScanState
 from posture.models import (
-    Attestation,
     CheckResult,
-    ControlException,
     Evaluation,
     EvidenceSetItem,
     ResultSetChunk,
@@ -55,6 +53,7 @@ from posture.models import (
 )
 from posture.queries.jsondiff import FieldChange, capped_changes
 from posture.queries.scans import previous_scan
+from posture.queries.verdicts import attestations_in_force, exceptions_in_force
 from scanners import snapshot as snap
 
 #: At most this many changed paths are listed per resource (the total is always given).
@@ -217,13 +216,21 @@ def _differing_items(evidence_set: int, other: int) -> dict[tuple[str, str], tup
     return {(kind, key): (digest, payload) for kind, key, digest, payload in rows}
 
 
-def _rows_only_in(result_set_id: int, other_id: int) -> dict[tuple[str, str, str], tuple[str, str]]:
-    """(check, resource type, resource) -> (status, detail) over the chunks of one result set
-    that the other does not hold (one query)."""
+def _rows_only_in(result_set_id: int, other_id: int, host_id: int, at: datetime
+                  ) -> dict[tuple[str, str, str], tuple[str, str]]:
+    """(check, resource type, resource) -> (verdict, detail) over the chunks of one result set
+    that the other does not hold (one query). The verdict is read as of ``at`` with the read
+    side's own SQL matchers (``verdicts.exceptions_in_force`` / ``attestations_in_force``):
+    ``excepted`` for a matched failure, ``pass`` for an attested manual check."""
     other_chunks = ResultSetChunk.objects.filter(result_set_id=other_id).values("chunk_id")
     chunks = ResultSetChunk.objects.filter(result_set_id=result_set_id).exclude(chunk_id__in=other_chunks)
-    rows = CheckResult.objects.filter(chunk_id__in=chunks.values("chunk_id")).values_list(
-        "check_id", "resource_type", "resource", "status", "detail")
+    rows = (CheckResult.objects.filter(chunk_id__in=chunks.values("chunk_id"))
+            .annotate(host_id=Value(host_id, output_field=BigIntegerField()))
+            .annotate(verdict=Case(
+                When(Q(Exists(exceptions_in_force(at)), status="fail"), then=Value(ResultStatus.EXCEPTED.value)),
+                When(Q(Exists(attestations_in_force(at)), status="manual"), then=Value(ResultStatus.PASS.value)),
+                default=F("status"), output_field=CharField()))
+            .values_list("check_id", "resource_type", "resource", "verdict", "detail"))
     return {(c, rt, r): (st, det) for c, rt, r, st, det in rows}
 
 
@@ -311,39 +318,13 @@ def _evidence_diff(diff: ScanDiff, before_set: str, after_set: str) -> None:
     diff.changed = sorted(changed, key=lambda c: (_KIND_ORDER.get(c.kind, 9), c.name, c.key))
 
 
-def _read_as_of(rows: dict, host_id: int, at: datetime) -> dict:
-    """Apply the exceptions and attestations in force at ``at`` to a few rows (the changed
-    resources' only, so matching them here reads no more than the rows themselves)."""
-    fail_checks = {k[0] for k, (st, _d) in rows.items() if st == "fail"}
-    manual_checks = {k[0] for k, (st, _d) in rows.items() if st == "manual"}
-    for_host = Q(host__isnull=True) | Q(host_id=host_id)
-    exceptions: dict[str, list[ControlException]] = defaultdict(list)
-    if fail_checks:
-        for exc in ControlException.objects.filter(ControlException.active_q(at), for_host,
-                                                   check_id__in=fail_checks).order_by("pk"):
-            exceptions[exc.check_id].append(exc)
-    attested: set[str] = set()
-    if manual_checks:
-        attested = set(Attestation.objects.filter(Attestation.active_q(at), for_host, check_id__in=manual_checks)
-                       .values_list("check_id", flat=True))
-    out = {}
-    for key, (status, detail) in rows.items():
-        check, _rtype, resource = key
-        if status == "fail" and any(e.matches(host_id, check, resource) for e in exceptions.get(check, ())):
-            status = "excepted"
-        elif status == "manual" and check in attested:
-            status = "pass"
-        out[key] = (status, detail)
-    return out
-
-
 def _verdict_diff(diff: ScanDiff, before_id: int, after_id: int, at: datetime) -> None:
     diff.verdicts_compared = True
     if before_id == after_id:
         diff.unchanged_resources = ResultSetChunk.objects.filter(result_set_id=after_id).count()
         return
-    old = _read_as_of(_rows_only_in(before_id, after_id), diff.host_id, at)
-    new = _read_as_of(_rows_only_in(after_id, before_id), diff.host_id, at)
+    old = _rows_only_in(before_id, after_id, diff.host_id, at)
+    new = _rows_only_in(after_id, before_id, diff.host_id, at)
     diff.unchanged_resources = ResultSetChunk.objects.filter(
         result_set_id=after_id,
         chunk_id__in=ResultSetChunk.objects.filter(result_set_id=before_id).values("chunk_id")).count()

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 
@@ -334,3 +334,31 @@ def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | Non
     """One framework's rollup (``rollups`` for a single framework)."""
     return rollups([framework], hosts, at, scans=scans)[framework]
 
+
+
+def fleet_of(per_host: Mapping[int, Mapping[str, FrameworkRollup]], framework: str) -> FrameworkRollup | None:
+    """The fleet-wide rollup of ``framework`` summed from ``host_rollups``' answer, with no
+    query: equal to ``rollups`` of the same hosts, moment and scans (one scan per host). Each
+    host's counts are already adjusted for the exceptions in force on that host (one for
+    every host matches each host's rows), so the fleet's counts, worst status, hosts per
+    status and pair tally are sums over hosts. None when no host has a rollup (no current
+    scan): ``rollups`` then still lists the framework's controls, not assessed."""
+    per_framework = [rolled[framework] for rolled in per_host.values()]
+    if not per_framework:
+        return None
+    first = per_framework[0]
+    rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)
+    for i, control in enumerate(first.controls):
+        summed: Counts = defaultdict(int)
+        hosts: Counts = defaultdict(int)
+        for rolled in per_framework:
+            mine = rolled.controls[i]  # every host's rollup lists the framework's controls in one order
+            for s, n in mine.counts.items():
+                summed[s] += n
+            hosts[mine.status] += 1
+            pair_tally[mine.status] += 1
+        status = control_status(summed)
+        tally[status] += 1
+        rows.append(replace(control, status=status, counts={s: summed[s] for s in STATUS_ORDER if summed.get(s)},
+                            hosts={s: hosts[s] for s in STATUS_ORDER if hosts.get(s)}))
+    return FrameworkRollup(framework, first.at, rows, len(per_framework), dict(tally), dict(pair_tally))

@@ -9,6 +9,8 @@ probe they are ``not_assessed`` ("host probe not enabled"), never a guess.
 
 from __future__ import annotations
 
+import re
+
 from scanners.checks.base import (
     CIS,
     SOC2,
@@ -190,8 +192,16 @@ def storage_driver_not_devicemapper(ctx: Context, _: Context) -> Result:
     remediation="Set tlsverify, tlscacert, tlscert and tlskey for every tcp:// host, or listen "
     "on the unix socket only.",
     requires=PROBE,
+    version=2,
 )
 def tcp_requires_tls(ctx: Context, _: Context) -> Result:
+    """Client certificates are required when TLS is on and verification is not turned off.
+
+    dockerd (moby cmd/dockerd: ``newAPIServerTLSConfig``) requires and verifies client
+    certificates when ``tls`` is on and ``tlsverify`` is unset or true; only an explicit
+    ``tlsverify=false`` lets any client in. ``--tls`` alone (or ``"tls": true``) is therefore
+    mutual TLS since 20.10 (tested on a real 20.10.24: a client without a certificate is
+    refused). Older engines, or an unknown version, verified only with ``tlsverify``."""
     hosts, unknown = ctx.setting_or_unknown("hosts")
     if unknown:
         return unknown
@@ -201,16 +211,32 @@ def tcp_requires_tls(ctx: Context, _: Context) -> Result:
         shown = ",".join(str(h) for h in values) or "default unix socket"
         return not_applicable(one_line(f"no tcp:// listener (hosts={shown})"))
     assert ctx.daemon is not None
+    listening = ",".join(tcp)
     verify = ctx.daemon.get("tlsverify")
-    if verify is None or as_bool(verify.value) is not True:
-        tls = ctx.daemon.get("tls")
-        how = "tls without tlsverify" if tls and as_bool(tls.value) else "tlsverify not set"
-        return failed(one_line(f"{how} while listening on {','.join(tcp)}"))
+    tls = ctx.daemon.get("tls")
+    if verify is not None and as_bool(verify.value) is not True:
+        return failed(one_line(f"{verify.describe()} while listening on {listening}"))
+    if verify is None:
+        if not (tls and as_bool(tls.value)):
+            return failed(one_line(f"tlsverify not set while listening on {listening}"))
+        if not _verifies_by_default(ctx.version.get("Version")):
+            engine = ctx.version.get("Version") or "version not collected"
+            return failed(one_line(f"tls without tlsverify while listening on {listening} "
+                                   f"(engine {engine}: client verification needs 20.10 or later)"))
+        shown = f"{tls.describe()}, tlsverify unset (verified by default since 20.10)"
+    else:
+        shown = verify.describe()
     unset = [k for k in ("tlscacert", "tlscert", "tlskey") if ctx.daemon.get(k) is None]
     if unset:
-        return passed(one_line(f"{verify.describe()} on {','.join(tcp)} "
-                               f"({','.join(unset)} at dockerd defaults ~/.docker/)"))
-    return passed(one_line(f"{verify.describe()} on {','.join(tcp)}"))
+        return passed(one_line(f"{shown} on {listening} ({','.join(unset)} at dockerd defaults ~/.docker/)"))
+    return passed(one_line(f"{shown} on {listening}"))
+
+
+def _verifies_by_default(engine: str | None) -> bool:
+    """Whether a dockerd of this version requires client certificates with tls on and
+    tlsverify unset (20.10 and later; ``20.10.24+dfsg1``, ``24.0.7``)."""
+    match = re.match(r"(\d+)\.(\d+)", str(engine or ""))
+    return match is not None and (int(match[1]), int(match[2])) >= (20, 10)
 
 
 @check(

@@ -573,9 +573,14 @@ DAEMON_SCENARIOS: list[DaemonScenario] = [
     D("daemon_tcp_without_tls", "-H tcp://127.0.0.1:PORT without any TLS (loopback only).",
       {"2.8": (FAIL, "tlsverify not set while listening on tcp://127.0.0.1:")}, args=("--host", TCP)),
     D("daemon_tcp_tls_without_verify",
-      "-H tcp://127.0.0.1:PORT with --tls and a server certificate but no --tlsverify "
-      "(any client gets in).",
-      {"2.8": (FAIL, "tls without tlsverify while listening on tcp://127.0.0.1:")}, tls_without_verify=True),
+      "-H tcp://127.0.0.1:PORT with --tls and a server certificate but no --tlsverify: dockerd "
+      "20.10+ still requires client certificates (only --tlsverify=false turns that off).",
+      {"2.8": (PASS, "dockerd --tls=true, tlsverify unset (verified by default since 20.10) on tcp://127.0.0.1:")},
+      tls_without_verify=True),
+    D("daemon_tcp_tls_verify_off",
+      "-H tcp://127.0.0.1:PORT with --tls and --tlsverify=false (any client gets in).",
+      {"2.8": (FAIL, "dockerd --tlsverify=false while listening on tcp://127.0.0.1:")},
+      args=("--tlsverify=false",), tls_without_verify=True),
     D("daemon_config_file_world_writable",
       "The daemon's --config-file is mode 0666 (anyone can reconfigure dockerd). The probe "
       "reads and stats that file; 3.18 must judge it.",
@@ -599,8 +604,8 @@ def _daemon_run(name: str, scn: DaemonScenario | None) -> DaemonRun:
         os.chmod(daemon.config_path, scn.config_mode)
     if scn is not None and scn.tls_without_verify:
         files = make_bundle().write_server_files(daemon.dir)
-        # dockerd reads the CA even without --tlsverify (default ~/.docker/ca.pem), but only
-        # --tlsverify makes it require and verify client certificates.
+        # Without --tlsverify, dockerd 20.10+ still requires and verifies client certificates
+        # against --tlscacert (test_it_refuses_a_client_without_a_certificate_under_tls_alone).
         daemon.extra_args += ["--host", f"tcp://127.0.0.1:{free_port()}", "--tls",
                               *(f"--{flag}={path}" for flag, path in sorted(files.items()))]
     return DaemonRun(name=name, daemon=daemon, containers=DAEMON_CONTAINERS.get(name, {}))
@@ -642,6 +647,28 @@ def test_it_keeps_unrelated_daemon_ids_at_baseline(daemons, scn):
     others = DAEMON_IDS - set(scn.expect)
     base = daemons["daemon_baseline"].daemon_verdicts()
     assert statuses(daemons[scn.name].daemon_verdicts(), others) == statuses(base, others)
+
+
+@pytest.mark.parametrize("name, lets_in", [("daemon_tcp_tls_without_verify", False),
+                                           ("daemon_tcp_tls_verify_off", True)])
+def test_it_refuses_a_client_without_a_certificate_under_tls_alone(daemons, name, lets_in):
+    """What 2.8 says of --tls without --tlsverify is what dockerd does: a TLS client with no
+    certificate of its own is refused, unless --tlsverify=false (then it is in)."""
+    import socket
+    import ssl
+
+    args = daemons[name].daemon.extra_args
+    port = int(next(a for a in reversed(args) if a.startswith("tcp://")).rsplit(":", 1)[1])
+    ca = next(a.split("=", 1)[1] for a in args if a.startswith("--tlscacert="))
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, context.wrap_socket(raw) as tls:
+            tls.sendall(b"GET /_ping HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n")
+            answer = tls.recv(100)
+    except (ssl.SSLError, ConnectionResetError):
+        answer = b""
+    assert answer.startswith(b"HTTP/1.1 200") is lets_in, answer
 
 
 def test_it_flags_daemon_tcp_with_tlsverify_as_passing(dockerd_tls):

@@ -49,6 +49,14 @@ def personas(admin, operator, auditor, outsider) -> dict[str, User]:
     return {"admin": admin, "operator": operator, "auditor": auditor, "outsider": outsider}
 
 
+@pytest.fixture
+def web_hosts(db) -> list[DockerHost]:
+    """web-1 and web-2, each with one evaluated scan of SNAPSHOT (the page tests' world)."""
+    from tests.posture.reader_pages import scanned
+
+    return [scanned("web-1"), scanned("web-2")]
+
+
 def stored_scan(host: DockerHost, snapshot: dict, **fields) -> ScanRun:
     """A succeeded scan whose evidence is ``snapshot``, as if a worker had collected it."""
     stored = ingest.store_snapshot(snapshot)

@@ -13,23 +13,16 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from posture.jobs.evaluate import check_controls, evaluate_scan
-from posture.models import Attestation, ControlException, DockerHost, ExceptionState
+from posture.jobs.evaluate import check_controls
+from posture.models import Attestation, ControlException, ExceptionState
 from posture.queries.rollups import rollup
 from posture.queries.verdicts import findings
-from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.posture.conftest import SNAPSHOT
+from tests.posture.reader_pages import ESCAPED, HOSTILE, reader_page_tests, scanned
 
 pytestmark = pytest.mark.django_db
-HOSTILE = '<img src=x onerror=alert(1)>'
-ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 CIS = "cis-docker-1.8.0"
 PRIVILEGED = f"/controls/{CIS}/5.5/"
-
-
-def scanned(name: str, snapshot: dict = SNAPSHOT) -> DockerHost:
-    host = DockerHost.objects.create(name=name, url=f"unix:///{name}.sock")
-    evaluate_scan(stored_scan(host, snapshot))
-    return host
 
 
 def hostile_snapshot() -> dict:
@@ -43,34 +36,13 @@ def hostile_snapshot() -> dict:
     return snap
 
 
-@pytest.fixture
-def fleet() -> list[DockerHost]:
-    return [scanned("web-1"), scanned("web-2")]
-
-
 # --- page x role ---------------------------------------------------------------------------
 
 PAGES = ["/controls/", "/controls/?framework=soc2-2017", PRIVILEGED, "/controls/soc2-2017/CC6.1/"]
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_it_sends_anonymous_visitors_to_the_login_page(client: Client, path):
-    response = client.get(path)
-    assert response.status_code == 302 and response["Location"].startswith("/login/")
-
-
-@pytest.mark.parametrize("path", PAGES)
-def test_it_refuses_accounts_without_a_role(client: Client, outsider, path):
-    client.force_login(outsider)
-    response = client.get(path)
-    assert response.status_code == 403 and "no posture role" in response.content.decode()
-
-
-@pytest.mark.parametrize("role", ["auditor", "operator", "admin"])
-@pytest.mark.parametrize("path", PAGES)
-def test_it_lets_every_role_read(client: Client, personas, fleet, role, path):
-    client.force_login(personas[role])
-    assert client.get(path).status_code == 200
+(test_it_sends_anonymous_visitors_to_the_login_page, test_it_refuses_accounts_without_a_role,
+ test_it_lets_every_role_read) = reader_page_tests(PAGES)
 
 
 def test_it_answers_404_for_an_unknown_control(client: Client, auditor):
@@ -81,7 +53,7 @@ def test_it_answers_404_for_an_unknown_control(client: Client, auditor):
 
 # --- the controls list ---------------------------------------------------------------------
 
-def test_it_lists_the_frameworks_controls_with_the_rollup(client: Client, auditor, fleet):
+def test_it_lists_the_frameworks_controls_with_the_rollup(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/controls/").content.decode()
     expected = rollup(CIS)
@@ -93,7 +65,7 @@ def test_it_lists_the_frameworks_controls_with_the_rollup(client: Client, audito
     assert 'href="/controls/soc2-2017/CC6.1/"' in soc2
 
 
-def test_it_filters_controls_by_status(client: Client, auditor, fleet):
+def test_it_filters_controls_by_status(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/controls/", {"status": "fail"}).content.decode()
     failing = [c for c in rollup(CIS).controls if c.status == "fail"]
@@ -109,7 +81,7 @@ def test_it_refuses_bad_control_filters_with_a_400(client: Client, auditor, quer
 
 # --- control detail ------------------------------------------------------------------------
 
-def test_it_shows_the_control_its_checks_and_the_resources_failing_them(client: Client, auditor, fleet):
+def test_it_shows_the_control_its_checks_and_the_resources_failing_them(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get(PRIVILEGED).content.decode()
     checks = sorted(c for c, refs in check_controls().items() if (CIS, "5.5") in refs)
@@ -121,7 +93,7 @@ def test_it_shows_the_control_its_checks_and_the_resources_failing_them(client: 
     assert body.count('data-label="Evidence"') == failing.count()
 
 
-def test_it_shows_the_deciding_evidence_with_the_field_marked(client: Client, auditor, fleet):
+def test_it_shows_the_deciding_evidence_with_the_field_marked(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     row = findings(framework=CIS, control="5.5", status=["fail"], check="container.privileged_disabled").first()
     assert "HostConfig.Privileged=true" in row.detail
@@ -142,10 +114,10 @@ def test_it_escapes_hostile_names_and_labels_in_findings_and_evidence(client: Cl
     assert f"rec-privileged{ESCAPED}" in evidence and f"&quot;{ESCAPED}&quot;: &quot;v{ESCAPED}&quot;" in evidence
 
 
-def test_it_shows_exceptions_and_attestations_in_force_and_the_excepted_rows(client: Client, auditor, fleet):
+def test_it_shows_exceptions_and_attestations_in_force_and_the_excepted_rows(client: Client, auditor, web_hosts):
     now = timezone.now()
     exc = ControlException.objects.create(
-        check_id="container.privileged_disabled", host=fleet[0], resource_pattern="rec-privileged",
+        check_id="container.privileged_disabled", host=web_hosts[0], resource_pattern="rec-privileged",
         justification="lab box, isolated", state=ExceptionState.APPROVED, decided_at=now - timedelta(days=1),
         expires_at=now + timedelta(days=9))
     ControlException.objects.create(
@@ -164,7 +136,7 @@ def test_it_shows_exceptions_and_attestations_in_force_and_the_excepted_rows(cli
     assert "hardened per runbook" in client.get(f"/controls/{CIS}/{ref}/").content.decode()
 
 
-def test_it_draws_the_failure_windows_of_the_last_90_days(client: Client, auditor, fleet):
+def test_it_draws_the_failure_windows_of_the_last_90_days(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get(PRIVILEGED).content.decode()
     history = body.split('id="history"', 1)[1]
@@ -173,7 +145,7 @@ def test_it_draws_the_failure_windows_of_the_last_90_days(client: Client, audito
 
 
 @pytest.mark.parametrize("query", [{"evidence": "x"}, {"at": "2026-02-30T00:00:00Z"}, {"framework": CIS}])
-def test_it_refuses_bad_control_page_parameters_with_a_400(client: Client, auditor, fleet, query):
+def test_it_refuses_bad_control_page_parameters_with_a_400(client: Client, auditor, web_hosts, query):
     client.force_login(auditor)
     response = client.get(PRIVILEGED, query)
     assert response.status_code == 400 and "cannot be read" in response.content.decode()
@@ -194,7 +166,7 @@ def test_it_reads_a_bounded_number_of_queries(client: Client, auditor, django_as
         assert client.get(path).status_code == 200
 
 
-def test_it_caps_the_windows_drawn_and_says_so(client: Client, auditor, fleet, monkeypatch):
+def test_it_caps_the_windows_drawn_and_says_so(client: Client, auditor, web_hosts, monkeypatch):
     from posture.queries import controls
 
     monkeypatch.setattr(controls, "TIMELINE_MAX", 1)

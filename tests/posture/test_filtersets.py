@@ -7,15 +7,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import django_filters
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from posture.api.filters import accepted_params
 from posture.choices import ScanState, Trigger
-from posture.filtersets import AttestationFilterSet, ControlExceptionFilterSet, HostFilterSet, ScanFilterSet
+from posture.filtersets import (
+    AttestationFilterSet,
+    ControlExceptionFilterSet,
+    HostFilterSet,
+    ScanFilterSet,
+    StrictFilterSet,
+    accepted_params,
+    strict_filterset,
+)
 from posture.models import Attestation, ControlException, DockerHost, ScanRun
 from posture.models.audit import record
 from tests.posture.conftest import api_error
@@ -245,3 +253,34 @@ def test_it_refuses_an_unknown_parameter_on_controls_listing_the_accepted_ones(p
     message = api_error(response)["fields"]["stauts"][0]
     assert message.startswith("unknown parameter; accepted: ")
     assert {"framework", "status", "page", "page_size"} <= set(message.split(": ", 1)[1].split(", "))
+
+
+class PlainHosts(django_filters.FilterSet):
+    """Declared the django-filter way (as DRF's generated FilterSets are)."""
+
+    name = django_filters.CharFilter(field_name="name")
+
+    class Meta:
+        model = DockerHost
+        fields = ["name"]
+
+
+class StrictHosts(StrictFilterSet):
+    name = django_filters.CharFilter(field_name="name")
+
+    class Meta:
+        model = DockerHost
+        fields = ["name"]
+
+
+@pytest.mark.parametrize("filterset_class", [PlainHosts, StrictHosts])
+def test_it_applies_one_strictness_rule_to_plain_and_strict_filtersets(fleet, filterset_class):
+    """One mechanism: a listing accepts the same parameters whether its FilterSet derives
+    from StrictFilterSet or not (a StrictFilterSet used to refuse ``ordering`` by its own
+    rule while the listing's accepted it), with the same message."""
+    data = {"nmae": "web1", "page": "1", "ordering": "name", "format": "json"}
+    filterset = strict_filterset(filterset_class, data, DockerHost.objects.all())
+    assert not filterset.is_valid()
+    assert filterset.errors == {"nmae": ["unknown parameter; accepted: format, name, ordering, page, page_size"]}
+    good = strict_filterset(filterset_class, {"name": "web1", "ordering": "name"}, DockerHost.objects.all())
+    assert good.is_valid() and [h.name for h in good.qs] == ["web1"]

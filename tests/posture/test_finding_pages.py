@@ -10,26 +10,13 @@ import re
 import pytest
 from django.test import Client
 
-from posture.jobs.evaluate import evaluate_scan
-from posture.models import DockerHost
 from posture.queries import groups
 from posture.queries.verdicts import findings, verdict_counts
-from tests.posture.conftest import SNAPSHOT, stored_scan
+from tests.posture.conftest import SNAPSHOT
+from tests.posture.reader_pages import ESCAPED, HOSTILE, reader_page_tests, scanned
 
 pytestmark = pytest.mark.django_db
-HOSTILE = '<img src=x onerror=alert(1)>'
-ESCAPED = "&lt;img src=x onerror=alert(1)&gt;"
 
-
-def scanned(name: str, snapshot: dict = SNAPSHOT) -> DockerHost:
-    host = DockerHost.objects.create(name=name, url=f"unix:///{len(name)}.sock")
-    evaluate_scan(stored_scan(host, snapshot))
-    return host
-
-
-@pytest.fixture
-def fleet() -> list[DockerHost]:
-    return [scanned("web-1"), scanned("web-2")]
 
 
 def rows(body: str, css: str = "findings") -> int:
@@ -42,24 +29,8 @@ def rows(body: str, css: str = "findings") -> int:
 PAGES = ["/findings/", "/findings/?group=resource", "/findings/?group=control"]
 
 
-@pytest.mark.parametrize("path", PAGES)
-def test_it_sends_anonymous_visitors_to_the_login_page(client: Client, path):
-    response = client.get(path)
-    assert response.status_code == 302 and response["Location"].startswith("/login/")
-
-
-@pytest.mark.parametrize("path", PAGES)
-def test_it_refuses_accounts_without_a_role(client: Client, outsider, path):
-    client.force_login(outsider)
-    response = client.get(path)
-    assert response.status_code == 403 and "no posture role" in response.content.decode()
-
-
-@pytest.mark.parametrize("role", ["auditor", "operator", "admin"])
-@pytest.mark.parametrize("path", PAGES)
-def test_it_lets_every_role_read(client: Client, personas, fleet, role, path):
-    client.force_login(personas[role])
-    assert client.get(path).status_code == 200
+(test_it_sends_anonymous_visitors_to_the_login_page, test_it_refuses_accounts_without_a_role,
+ test_it_lets_every_role_read) = reader_page_tests(PAGES)
 
 
 def test_it_links_findings_in_the_navigation(client: Client, auditor):
@@ -71,7 +42,7 @@ def test_it_links_findings_in_the_navigation(client: Client, auditor):
 
 # --- filters agree with the query layer ----------------------------------------------------
 
-def test_it_lists_what_the_query_layer_finds(client: Client, auditor, fleet):
+def test_it_lists_what_the_query_layer_finds(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     query = {"host": "web-2", "status": "fail", "severity": "high,critical", "resource_type": "container"}
     expected = findings(host="web-2", status=["fail"], severity=["high", "critical"], resource_type=["container"])
@@ -83,14 +54,14 @@ def test_it_lists_what_the_query_layer_finds(client: Client, auditor, fleet):
     assert first.check_id in body and f"/scans/{first.scan_id}/" in body
 
 
-def test_it_counts_each_status_as_its_link_lists(client: Client, auditor, fleet):
+def test_it_counts_each_status_as_its_link_lists(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/findings/", {"host": "web-1"}).content.decode()
     for status, n in verdict_counts(findings(host="web-1")).items():
         assert f'class="state state-{status}">{n} {status}</a>' in body
 
 
-def test_it_paginates_in_the_database(client: Client, auditor, fleet):
+def test_it_paginates_in_the_database(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     total = findings().count()
     assert total > 50
@@ -99,13 +70,13 @@ def test_it_paginates_in_the_database(client: Client, auditor, fleet):
     assert f"({total} in all)" in body
 
 
-def test_it_links_a_finding_to_its_control(client: Client, auditor, fleet):
+def test_it_links_a_finding_to_its_control(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/findings/", {"check": "container.privileged_disabled"}).content.decode()
     assert 'href="/controls/cis-docker-1.8.0/5.5/"' in body
 
 
-def test_it_groups_by_resource_in_sql(client: Client, auditor, fleet):
+def test_it_groups_by_resource_in_sql(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/findings/", {"group": "resource", "host": "web-1"}).content.decode()
     expected = list(groups.by_resource(findings(host="web-1")))
@@ -115,7 +86,7 @@ def test_it_groups_by_resource_in_sql(client: Client, auditor, fleet):
     assert f'{top["n_fail"]} fail</a>' in body
 
 
-def test_it_groups_by_control_with_counts_of_its_checks(client: Client, auditor, fleet):
+def test_it_groups_by_control_with_counts_of_its_checks(client: Client, auditor, web_hosts):
     client.force_login(auditor)
     body = client.get("/findings/", {"group": "control", "framework": "cis-docker-1.8.0"}).content.decode()
     got = {g.ref: g for g in groups.by_control(findings(), "cis-docker-1.8.0")}
@@ -134,7 +105,7 @@ def test_it_groups_by_control_with_counts_of_its_checks(client: Client, auditor,
     ({"host": "nowhere"}, "no host"),
     ({"ordering": "colour"}, "not one of the valid choices"),
 ])
-def test_it_refuses_a_bad_filter_with_a_400_naming_it(client: Client, auditor, fleet, query, message):
+def test_it_refuses_a_bad_filter_with_a_400_naming_it(client: Client, auditor, web_hosts, query, message):
     client.force_login(auditor)
     response = client.get("/findings/", query)
     assert response.status_code == 400
@@ -170,7 +141,7 @@ def test_it_reads_a_bounded_number_of_queries(client: Client, auditor, django_as
         assert client.get("/findings/", query).status_code == 200
 
 
-def test_it_reads_the_fleet_as_of_a_moment(client: Client, auditor, fleet):
+def test_it_reads_the_fleet_as_of_a_moment(client: Client, auditor, web_hosts):
     """``?at=`` reads each host's current scan then: before the first scan there is none."""
     from datetime import timedelta
 

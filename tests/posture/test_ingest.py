@@ -193,3 +193,63 @@ def test_it_detects_a_tampered_link(chain, tamper):
     assert problems and any("chain link broken" in p for p in problems)
     if tamper == "set digest":
         assert problems[0] == f"scan #{scans[2].pk}: evidence set {'0' * 12} does not match its items"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_lets_two_workers_store_shared_payloads_at_once_without_deadlocking():
+    """Two real transactions store payloads both need. Worker B (this thread) stores in
+    digest order and holds the lower payload, uncommitted, when worker A (a thread, its own
+    connection) stores a snapshot listing the higher one first. In listing order A took the
+    higher payload, then waited for B's lower one, and B's next insert waited for A: a
+    deadlock, one worker killed by PostgreSQL. In digest order A waits for B holding nothing
+    B needs, and both stores finish."""
+    import threading
+
+    from django.db import connections
+
+    images = [{"id": f"sha256:{i:064x}", "tags": [f"app:{i}"], "inspect": {"Config": {"User": ""}}, "history": []}
+              for i in range(2)]
+    digest = {img["id"]: ingest.sha256_hex(ingest.canonical_json(img)) for img in images}
+    low, high = sorted(images, key=lambda img: digest[img["id"]])
+    errors: list[BaseException] = []
+
+    def worker_a() -> None:
+        try:
+            ingest.store_snapshot({**make_snapshot(0), "images": [high, low]})
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def evidence(img: dict) -> Evidence:
+        text = ingest.canonical_json(img)
+        return Evidence(digest=digest[img["id"]], kind=snap.KIND_IMAGE, payload=img, size=len(text))
+
+    with transaction.atomic():  # worker B, mid-way through its own store
+        Evidence.objects.bulk_create([evidence(low)], ignore_conflicts=True)
+        a = threading.Thread(target=worker_a)
+        a.start()
+        _wait_until_another_session_waits_for_a_lock(errors)
+        try:
+            Evidence.objects.bulk_create([evidence(high)], ignore_conflicts=True)
+        except Exception as exc:  # noqa: BLE001 (the deadlock, when it happens here)
+            errors.append(exc)
+            raise
+    a.join(timeout=30)
+    assert not errors, errors
+    assert Evidence.objects.filter(kind=snap.KIND_IMAGE).count() == 2 and EvidenceSet.objects.count() == 1
+
+
+def _wait_until_another_session_waits_for_a_lock(errors: list, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction caches the statistics
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND pid <> pg_backend_pid() AND datname = current_database()")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"worker A never waited for worker B's uncommitted payload ({errors})")

@@ -219,3 +219,41 @@ def test_it_fills_in_history_from_before_the_upgrade_at_the_hosts_next_scan(host
     evaluate_scan(scan_at(host, "fail", DAY0 + timedelta(days=2)))
     assert windows(host, PRIV) == [(*PRIV, old[0].pk, old[0].finished_at, None, None)]
     assert list(daily(host)) == [(DAY0 + timedelta(days=d)).date() for d in range(3)]
+
+
+def test_it_writes_each_days_row_equal_to_the_rollup_of_that_days_scan(host, operator, admin):
+    """Trends (DailyPosture) and rollups (overview, controls pages) cannot disagree: each day's
+    row is the host's rollup of that day's scan read at its finish, with an exception for
+    this host, one for every host by pattern and an attestation in force from day 1."""
+    from posture.jobs.history import ROLLUP_ORDER, day_of, rebuild_history
+    from posture.models import Attestation
+    from posture.queries.rollups import host_rollups
+    from posture.queries.verdicts import findings, verdict_counts
+
+    scans = [scan_at(host, "fail", DAY0 + timedelta(days=d, hours=12)) for d in range(3)]
+    for scan in scans:
+        evaluate_scan(scan)
+    other_fail = (findings(scans=[scans[0]], at=scans[0].finished_at, status="fail")
+                  .exclude(check_id=PRIV[0]).order_by("check_id", "resource").values_list("check_id", "resource")
+                  .first())
+    for check_id, who, pattern in ((PRIV[0], host, "rec-priv*"), (other_fail[0], None, other_fail[1][:3] + "*")):
+        exc = workflow.propose(operator, check_id=check_id, host=who, resource_pattern=pattern, justification="j",
+                               expires_at=timezone.now() + timedelta(days=30))
+        workflow.decide(admin, exc, approve=True)
+    ControlException.objects.update(decided_at=DAY0 + timedelta(days=1))
+    Attestation.objects.create(check_id="daemon.engine_version_current", host=None, statement="patched",
+                               attested_by=operator, attested_at=DAY0 + timedelta(days=1),
+                               valid_until=DAY0 + timedelta(days=9))
+    rebuild_history(host)
+
+    excepted = []
+    for scan in scans:
+        rows = {r.framework: r for r in DailyPosture.objects.filter(host=host, day=day_of(scan.finished_at))}
+        rolled = host_rollups(sorted(rows), scans=[scan], at=scan.finished_at)[host.pk]
+        for framework, row in rows.items():
+            tally = {s: getattr(row, f"controls_{s}") for s in ROLLUP_ORDER if getattr(row, f"controls_{s}")}
+            assert tally == rolled[framework].pair_tally, (scan.finished_at, framework)
+            counts = verdict_counts(findings(scans=[scan], at=scan.finished_at, framework=framework))
+            assert (row.results_pass, row.results_fail) == (counts.get("pass", 0), counts.get("fail", 0))
+        excepted.append(rolled["cis-docker-1.8.0"].pair_tally.get("excepted", 0))
+    assert excepted[0] == 0 and excepted[1] == excepted[2] >= 1

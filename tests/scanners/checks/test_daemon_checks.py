@@ -143,9 +143,36 @@ def test_it_passes_tcp_with_tlsverify():
         PASS, "daemon.json tlsverify=true on tcp://10.0.0.5:2376")
 
 
-def test_it_fails_tcp_with_tls_but_no_client_verification():
+def test_it_passes_tcp_with_tls_and_tlsverify_unset_on_a_dockerd_that_verifies_by_default():
+    """dockerd 20.10+ requires client certificates when tls is on unless tlsverify=false
+    (moby cmd/dockerd newAPIServerTLSConfig; a real 20.10.24 refuses a client without one:
+    tests/integration/test_scenarios.py)."""
     assert evaluate(d.tcp_requires_tls, snapshot(host="host-bad.json")) == (
-        FAIL, "tls without tlsverify while listening on tcp://0.0.0.0:2375")
+        PASS, "dockerd --tls=true, tlsverify unset (verified by default since 20.10) on tcp://0.0.0.0:2375")
+
+
+def test_it_passes_tls_true_in_daemon_json_on_a_current_engine():
+    snap = snapshot(host="host-good.json")
+    snap["host"]["daemon_json"] = {"hosts": ["tcp://0.0.0.0:2376"], "tls": True, "tlscacert": "/c", "tlscert": "/p",
+                                   "tlskey": "/k"}
+    snap["daemon"]["version"]["Version"] = "27.3.1"
+    assert evaluate(d.tcp_requires_tls, snap) == (
+        PASS, "daemon.json tls=true, tlsverify unset (verified by default since 20.10) on tcp://0.0.0.0:2376")
+
+
+def test_it_fails_tls_without_tlsverify_on_an_engine_older_than_20_10():
+    snap = snapshot(host="host-bad.json")
+    snap["daemon"]["version"]["Version"] = "19.03.15"
+    assert evaluate(d.tcp_requires_tls, snap) == (
+        FAIL, "tls without tlsverify while listening on tcp://0.0.0.0:2375 "
+              "(engine 19.03.15: client verification needs 20.10 or later)")
+
+
+def test_it_fails_tls_with_verification_turned_off():
+    snap = snapshot(host="host-bad.json")
+    snap["host"]["dockerd_cmdline"] = [*snap["host"]["dockerd_cmdline"], "--tlsverify=false"]
+    assert evaluate(d.tcp_requires_tls, snap) == (
+        FAIL, "dockerd --tlsverify=false while listening on tcp://0.0.0.0:2375")
 
 
 def test_it_fails_plain_tcp():
