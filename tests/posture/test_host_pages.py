@@ -9,7 +9,9 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
@@ -17,6 +19,10 @@ from posture.choices import ScanState, Trigger
 from posture.jobs.hosts import save_host
 from posture.models import AuditEvent, DockerHost, ScanRun
 from posture.models.hosts import INTERVAL_RULE, NAME_RULE
+from posture.jobs.evaluate import evaluate_scan
+from posture.overview_views import percent
+from posture.queries.rollups import host_rollups
+from posture.queries.verdicts import findings
 from tests.posture.conftest import SNAPSHOT, stored_scan
 from tests.support.certs import make_bundle
 
@@ -173,17 +179,73 @@ def test_it_hides_archived_hosts_unless_asked(client, auditor, host):
 def test_it_answers_a_bad_filter_value_with_a_400_naming_the_choices(client, auditor, host):
     login(client, auditor)
     response = client.get("/hosts/?archived=maybe")
-    assert response.status_code == 400 and "archived must be one of false, true, all" in response.content.decode()
+    body = response.content.decode()
+    assert response.status_code == 400 and "maybe is not one of the valid choices: false, true, all" in body
+    assert host.name not in body.split("</form>")[1]  # no list under a filter it cannot read
 
 
-def test_it_lists_hosts_in_a_bounded_number_of_queries(client, auditor, django_assert_max_num_queries):
-    for i in range(12):
-        h = DockerHost.objects.create(name=f"h{i}", url="unix:///x.sock")
-        stored_scan(h, SNAPSHOT)
-        ScanRun.objects.create(host=h, state=ScanState.FAILED, finished_at=timezone.now(), error="x")
+def test_it_refuses_an_unknown_filter_instead_of_listing_everything(client, auditor, host):
     login(client, auditor)
-    with django_assert_max_num_queries(8):  # session, user, groups (roles), count, hosts, scans
-        assert client.get("/hosts/").status_code == 200
+    response = client.get("/hosts/?nme=web-1")
+    assert response.status_code == 400 and "unknown parameter" in response.content.decode()
+
+
+def test_it_filters_the_list_as_the_api_does(client, auditor, host):
+    DockerHost.objects.create(name="db-1", url="tcp://db-1.example:2376")
+    broken = DockerHost.objects.create(name="broken-1", url="unix:///y.sock")
+    ScanRun.objects.create(host=broken, state=ScanState.FAILED, finished_at=timezone.now(), error="refused")
+    login(client, auditor)
+
+    def listed(query: str) -> set[str]:
+        body = client.get(f"/hosts/?{query}").content.decode().split("<tbody>")[1]
+        return {name for name in ("web-1", "db-1", "broken-1") if f"<strong>{name}</strong>" in body}
+
+    assert listed("") == {"web-1", "db-1", "broken-1"}
+    assert listed("scheme=tcp") == {"db-1"}
+    assert listed("name_contains=WEB") == {"web-1"}
+    assert listed("last_scan_failed=true") == {"broken-1"}
+    assert "No host matches these filters." in client.get("/hosts/?name=nobody").content.decode()
+
+
+def evaluated(host: DockerHost, snapshot: dict | None = None) -> ScanRun:
+    scan = stored_scan(host, snapshot or SNAPSHOT)
+    evaluate_scan(scan)
+    return scan
+
+
+def test_it_shows_each_hosts_controls_passing_and_failing_with_score_and_coverage(client, auditor, host):
+    evaluated(host)
+    DockerHost.objects.create(name="new-1", url="unix:///x.sock")
+    rollup = host_rollups(["cis-docker-1.8.0"], [host])[host.pk]["cis-docker-1.8.0"]
+    failing = findings([host], status="fail").count()
+    assert rollup.pair_tally["pass"] and rollup.pair_tally["fail"] and failing
+    login(client, auditor)
+    rows = client.get("/hosts/").content.decode().split("<tbody>")[1].split("</tr>")
+    new, web = rows[0], rows[1]
+    assert f"{rollup.pair_tally['pass']} pass</a>" in web and f"{rollup.pair_tally['fail']} fail</a>" in web
+    assert f"score <strong>{percent(rollup.score)}</strong> · coverage {percent(rollup.coverage)}" in web
+    assert f"?host={host.pk}&amp;status=fail\">{failing} failing findings</a>" in web
+    assert "no succeeded scan" in new and "score" not in new  # never scanned is not a pass
+
+
+def test_it_lists_hosts_in_a_number_of_queries_that_does_not_grow_with_hosts(client, auditor):
+    def add(i: int) -> None:
+        h = DockerHost.objects.create(name=f"h{i:02}", url="unix:///x.sock")
+        evaluated(h)
+        ScanRun.objects.create(host=h, state=ScanState.FAILED, finished_at=timezone.now(), error="x")
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/hosts/").content.decode()
+        assert body.count("failing findings</a>") == DockerHost.objects.count()
+        return len(queries)
+
+    add(0)
+    login(client, auditor)
+    one = count()
+    for i in range(1, 12):
+        add(i)
+    assert count() == one <= 14  # session, user, roles, count, hosts, scans, summaries (5) and the form
 
 
 def test_it_escapes_hostile_strings_on_the_host_pages(client, auditor):
