@@ -15,11 +15,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
+from posture import control_views
 from posture.choices import ScanState, Trigger
+from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.hosts import save_host
 from posture.models import AuditEvent, DockerHost, ScanRun
 from posture.models.hosts import INTERVAL_RULE, NAME_RULE
-from posture.jobs.evaluate import evaluate_scan
 from posture.overview_views import percent
 from posture.queries.rollups import host_rollups
 from posture.queries.verdicts import findings
@@ -478,3 +479,127 @@ def test_it_tests_a_url_that_is_not_a_docker_url_without_connecting_or_saving(cl
     assert report["ok"] is False and report["error_kind"] == "configuration" and report["seconds"] == 0.0
     assert "must start with unix://, tcp:// or ssh://" in report["error"]
     assert not DockerHost.objects.exists() and not AuditEvent.objects.exists()
+
+
+# --- detail: resources and their failing checks ------------------------------------------------
+
+def section(body: str, key: str) -> str:
+    return body.split(f'id="{key}"')[1].split("</table>")[0]
+
+
+def resource_row(body: str, key: str, name: str) -> str:
+    return next(row for row in section(body, key).split("<tr>") if f'<span class="name">{name}</span>' in row)
+
+
+def test_it_shows_each_image_and_container_with_its_failing_checks(client, auditor, host):
+    scan = evaluated(host)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    failing = list(findings([host], status="fail", resource_type="container", resource="rec-privileged"))
+    assert any(r.check_id == "container.privileged_disabled" for r in failing)
+    row = resource_row(body, "containers", "rec-privileged")
+    assert f"{len(failing)} failing check{'s' if len(failing) != 1 else ''}</strong>" in row
+    for r in failing:
+        assert escape(r.title) in row
+    privileged = next(r for r in failing if r.check_id == "container.privileged_disabled")
+    evidence = f"/controls/cis-docker-1.8.0/5.5/?evidence={scan.pk}-{privileged.pk}#evidence"
+    assert f'href="{evidence}"' in row
+    assert (f'href="/findings/?host={host.pk}&amp;resource_type=container&amp;resource=rec-privileged'
+            f'&amp;check=container.privileged_disabled"') in row
+    hardened = resource_row(body, "containers", "rec-hardened")
+    assert "failing check" not in hardened or findings([host], status="fail", resource="rec-hardened").exists()
+    images = section(body, "images")
+    assert "rec/bad:1" in images
+    assert len(section(body, "containers").split("<tr>")) - 2 == 8  # header row + 8 containers
+
+
+def test_it_links_a_failing_check_to_its_deciding_evidence(client, auditor, host, monkeypatch):
+    scan = evaluated(host)
+    # Other hosts fail the control first (by name), and the control page lists one row a page:
+    # the finding linked to is not on its first page, and its evidence is shown all the same.
+    for i in range(3):
+        evaluated(DockerHost.objects.create(name=f"a{i}", url="unix:///x.sock"))
+    monkeypatch.setattr(control_views, "PAGE_SIZE", 1)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    row = resource_row(body, "containers", "rec-privileged")
+    url = row.split('href="/controls/cis-docker-1.8.0/5.5/')[1].split('"')[0]
+    page = client.get("/controls/cis-docker-1.8.0/5.5/" + url.replace("&amp;", "&")).content.decode()
+    evidence = page.split('id="evidence"')[1]
+    assert "web-1" in evidence and "rec-privileged" in evidence and "jl-hit" in evidence
+    assert "web-1" not in page.split('id="evidence"')[0].split("<tbody>")[1]  # not on the page's list
+    assert f"{scan.pk}-" in url
+
+
+def test_it_links_a_resource_to_its_findings(client, auditor, host):
+    evaluated(host)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    row = resource_row(body, "containers", "rec-privileged")
+    url = row.split('<a href="')[1].split('"')[0].replace("&amp;", "&")
+    listed = client.get(url)
+    assert listed.status_code == 200
+    rows = listed.content.decode().split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr>") == findings([host], resource="rec-privileged", resource_type="container").count()
+    assert rows.count('<span class="muted">container</span> rec-privileged</td>') == rows.count("<tr>")
+
+
+def test_it_reads_the_host_page_in_a_number_of_queries_that_does_not_grow(client, auditor, host):
+    evaluated(host)
+    login(client, auditor)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/hosts/{host.pk}/").status_code == 200
+        return len(queries)
+
+    small = count()
+    bigger = copy.deepcopy(SNAPSHOT)
+    for i in range(12):
+        extra = copy.deepcopy(next(c for c in SNAPSHOT["containers"] if c["name"] == "rec-privileged"))
+        extra["name"], extra["id"] = f"more-{i}", f"{i:064x}"
+        bigger["containers"].append(extra)
+    for _ in range(5):
+        evaluated(host, bigger)
+    assert "more-11" in client.get(f"/hosts/{host.pk}/").content.decode()
+    assert count() == small
+
+
+def test_it_escapes_hostile_container_names_and_labels_on_the_host_page(client, auditor, host):
+    snap = copy.deepcopy(SNAPSHOT)
+    target = next(c for c in snap["containers"] if c["name"] == "rec-privileged")
+    target["name"] = "evil" + HOSTILE
+    target["inspect"]["Config"]["Labels"] = {"note" + HOSTILE: HOSTILE}
+    snap["images"][1]["tags"] = ["rec/bad:" + HOSTILE]
+    evaluated(host, snap)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert HOSTILE not in body
+    row = resource_row(body, "containers", "evil" + ESCAPED)
+    assert "container.privileged_disabled" in row  # the hostile resource's failing checks are linked
+    assert ESCAPED in section(body, "images")
+
+
+def test_it_shows_the_host_as_of_a_past_moment(client, auditor, host):
+    first = evaluated(host)
+    ScanRun.objects.filter(pk=first.pk).update(finished_at=timezone.now() - timedelta(days=2),
+                                               queued_at=timezone.now() - timedelta(days=2))
+    later = copy.deepcopy(SNAPSHOT)
+    later["containers"] = [c for c in later["containers"] if c["name"] != "rec-privileged"]
+    second = evaluated(host, later)
+    login(client, auditor)
+    now = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert "rec-privileged" not in section(now, "containers") and f"scan #{second.pk}" in now
+    at = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    then = client.get(f"/hosts/{host.pk}/?at={at}").content.decode()
+    assert "As of" in then and f"scan #{first.pk}" in then
+    assert "rec-privileged" in section(then, "containers")
+    assert f"#{second.pk}</a>" not in then.split('id="history"')[1]  # queued after the moment
+
+
+def test_it_answers_a_bad_moment_on_the_host_page_with_a_400(client, auditor, host):
+    login(client, auditor)
+    for query in ("at=yesterday", "at=2026-02-30T00:00Z", "when=now"):
+        response = client.get(f"/hosts/{host.pk}/?{query}")
+        assert response.status_code == 400, query
+        assert "cannot be read" in response.content.decode()
