@@ -14,6 +14,7 @@ polls ``scan-status/``."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,7 +45,7 @@ from posture.models.hosts import validate_docker_url
 from posture.queries.groups import FailingCheck, ResourceGroup, resources_with_failures
 from posture.queries.hosts import HostSummary, host_summaries
 from posture.queries.scans import current_scan, current_scan_id
-from posture.queries.verdicts import findings
+from posture.queries.verdicts import SEVERITY_ORDER, findings
 from posture.views import PAGE_SIZE, reader_required, role_required
 from scanners.client import HostConfig
 from scanners.snapshot import KIND_DAEMON_INFO, KIND_DAEMON_VERSION
@@ -89,6 +90,15 @@ def _scan_subquery(**filters: Any) -> Subquery:
                     .order_by("-finished_at", "-id").values("id")[:1])
 
 
+def _labelled(filterset):
+    """Choice filters read "any" when empty ("archived" has a default instead: its own first choice)."""
+    for name, field in filterset.form.fields.items():
+        if hasattr(field, "choices"):
+            field.choices = [(k, v) for k, v in field.choices if k != ""] if name == "archived" else \
+                [("", "any") if k == "" else (k, v) for k, v in field.choices]
+    return filterset
+
+
 @reader_required
 @require_safe
 def hosts_page(request: HttpRequest) -> HttpResponse:
@@ -103,7 +113,7 @@ def hosts_page(request: HttpRequest) -> HttpResponse:
         finished_id=_scan_subquery(state__in=FINISHED_STATES),
     )
     filterset = strict_filterset(HostFilterSet, request.GET, base, extra=("page",))
-    context: dict[str, Any] = {"filterset": filterset, "valid": filterset.is_valid(),
+    context: dict[str, Any] = {"filterset": _labelled(filterset), "valid": filterset.is_valid(),
                                "framework": SUMMARY_FRAMEWORK, "filtered": bool(set(request.GET) - {"page"})}
     if not context["valid"]:
         return render(request, "posture/hosts.html", context, status=400)
@@ -206,6 +216,8 @@ class HostPageForm(forms.Form):
         return super().clean()
 
 
+#: A resource's failing checks are listed unfolded up to this many (else folded, with a summary line).
+UNFOLDED_CHECKS = 3
 #: How resource types are sectioned on the host page, in order.
 RESOURCE_SECTIONS = (("daemon", "Daemon and host", ("daemon", "host")), ("images", "Images", ("image",)),
                      ("containers", "Containers", ("container",)))
@@ -225,6 +237,12 @@ class ResourceRow:
     failing: list[FailingLink]
     findings_url: str
     failing_url: str
+
+    @property
+    def severities(self) -> list[tuple[str, int]]:
+        """(severity, failing checks) worst first: the line shown while the list is folded."""
+        counts = Counter(f.check.severity or "unrated" for f in self.failing)
+        return [(s, counts[s]) for s in (*SEVERITY_ORDER, "unrated") if counts.get(s)]
 
 
 def resource_sections(host: DockerHost, groups: list[ResourceGroup], at: datetime | None) -> list[dict[str, Any]]:
@@ -277,7 +295,7 @@ def host_page(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "posture/host_detail.html", {
         "host": host, "state": host_state(host), "current": current, "facts": daemon_facts(current),
         "page": page, "watch": None if at else _watched_scan(host, request.GET.get("scan")),
-        "overdue": is_overdue(host, current, moment), "at": at, "summary": summary, "framework": SUMMARY_FRAMEWORK,
+        "overdue": is_overdue(host, current, moment), "at": at, "unfolded": UNFOLDED_CHECKS, "summary": summary, "framework": SUMMARY_FRAMEWORK,
         "sections": resource_sections(host, groups, at),
         "failing_url": reverse("findings-page") + "?" + urlencode({"host": host.pk, "status": "fail",
                                                                     **({"at": at.isoformat()} if at else {})}),
