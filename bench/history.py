@@ -276,8 +276,9 @@ def print_queries(spec, runs: int) -> None:
         print(f"   {label:55} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {count:3d} queries")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed spec's options (and --runs, --reseed), shared by the benchmarks that read the
+    seeded year (bench/pages.py), so that the same options name the same cached database."""
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--images", type=int, default=20)
@@ -295,6 +296,11 @@ def main() -> int:
                              "per host after its scans, as reevaluate does (the same rows, ~25%% faster to seed)")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reseed", action="store_true", help="seed again even if a cached database exists")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_spec_arguments(parser)
     parser.add_argument("--skip-bytes", action="store_true", help="skip the host-day bytes (copies the database)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:

@@ -249,16 +249,19 @@ def resource_sections(host: DockerHost, groups: list[ResourceGroup], at: datetim
     """The host's resources by section, each with links to its findings (all, failing, one
     check) and, per failing check, to the deciding evidence on the control's page."""
     stamp = {"at": at.isoformat()} if at else {}
+    findings_page = reverse("findings-page")
+    control_pages: dict[str, str] = {}  # ref -> URL (reversed once per control, not per link)
 
     def findings_url(group: ResourceGroup, **extra: str) -> str:
-        return reverse("findings-page") + "?" + urlencode({"host": host.pk, "resource_type": group.resource_type,
-                                                           "resource": group.resource, **extra, **stamp})
+        return findings_page + "?" + urlencode({"host": host.pk, "resource_type": group.resource_type,
+                                                "resource": group.resource, **extra, **stamp})
 
     def link(group: ResourceGroup, check: FailingCheck) -> FailingLink:
         ref = next((r for slug, r in check.controls if slug == SUMMARY_FRAMEWORK), None)
-        evidence = (reverse("control-page", args=[SUMMARY_FRAMEWORK, ref]) + "?"
-                    + urlencode({"evidence": f"{check.scan_id}-{check.result_id}", **stamp}) + "#evidence"
-                    if ref else None)
+        if ref and ref not in control_pages:
+            control_pages[ref] = reverse("control-page", args=[SUMMARY_FRAMEWORK, ref])
+        evidence = (control_pages[ref] + "?" + urlencode({"evidence": f"{check.scan_id}-{check.result_id}", **stamp})
+                    + "#evidence" if ref else None)
         return FailingLink(check, ref, evidence, findings_url(group, check=check.check_id))
 
     out = []

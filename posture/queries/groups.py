@@ -9,7 +9,9 @@ the counts beside each group are exactly the rows its link lists.
 - ``by_control``: one row per control of a framework. A check may support several controls,
   so the rows are grouped by check in SQL (bounded by the catalog) and summed per control
   in Python; a control's counts are the sum over the checks that support it, as the
-  control rollups count them."""
+  control rollups count them.
+- ``resources_with_failures``: for one host's page, every resource with its counts and its
+  failing checks (each with the result and scan that locate its evidence), in two queries."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from django.db.models import Count, F, QuerySet
 
 from posture.jobs.evaluate import check_controls
 from posture.models import CheckResult, Control
-from posture.queries.verdicts import STATUS_ORDER, filter_findings, verdict_q
+from posture.queries.verdicts import STATUS_ORDER, verdict_q
 
 Counts = dict[str, int]
 
@@ -123,11 +125,14 @@ def resources_with_failures(qs: QuerySet[CheckResult]) -> list[ResourceGroup]:
               ResourceGroup(row["host_id"], row["resource_type"], row["resource"], _as_counts(row), row["total"])
               for row in by_resource(qs)}
     mapping = check_controls()
-    failing = (filter_findings(qs, status="fail").order_by("severity_rank", "check_id", "resource", "id")
-               .values_list("host_id", "resource_type", "resource", "check_id", "title", "severity", "scan_id", "id"))
-    for host_id, rtype, resource, check_id, title, severity, scan_id, result_id in failing:
+    # Stored failures with the exception that applies, if any (tested per failing row in the
+    # SELECT, after the WHERE has narrowed the rows: the same verdict as ``status="fail"``).
+    failing = (qs.filter(status="fail").order_by("severity_rank", "check_id", "resource", "id")
+               .values_list("host_id", "resource_type", "resource", "check_id", "title", "severity", "scan_id", "id",
+                            "exception_id"))
+    for host_id, rtype, resource, check_id, title, severity, scan_id, result_id, exception_id in failing:
         group = groups.get((host_id, rtype, resource))
-        if group is not None:
+        if group is not None and exception_id is None:
             group.failing.append(FailingCheck(check_id, title, severity, scan_id, result_id,
                                               tuple(mapping.get(check_id, ()))))
     return list(groups.values())
