@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django import forms
-from django.db.models import Count, Q
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -27,6 +27,7 @@ from posture.choices import ScanState
 from posture.filtersets import MomentField
 from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
+from posture.queries import groups
 from posture.queries.history import Gap, collection_gaps
 from posture.queries.rollups import FrameworkRollup, host_rollups, rollups
 from posture.queries.scans import current_scan_id, last_finished_scan_id, recent_scans
@@ -184,8 +185,7 @@ def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, 
 def failing_by_severity(hosts, at: datetime, links: Links) -> list[tuple[str, int, str]]:
     """(severity, failing results, findings link) worst first: one GROUP BY over the
     findings after exceptions (an excepted failure is not failing)."""
-    grouped = dict(findings(hosts, at, status="fail").order_by().values_list("severity")
-                   .annotate(n=Count("*")).values_list("severity", "n"))
+    grouped = groups.failing_by(findings(hosts, at), "severity")
     out = [(s, grouped.get(s, 0), links.findings(status="fail", severity=s)) for s in SEVERITY_ORDER]
     if grouped.get(None):
         out.append((UNRATED, grouped[None], links.findings(status="fail")))

@@ -136,3 +136,14 @@ def resources_with_failures(qs: QuerySet[CheckResult]) -> list[ResourceGroup]:
             group.failing.append(FailingCheck(check_id, title, severity, scan_id, result_id,
                                               tuple(mapping.get(check_id, ()))))
     return list(groups.values())
+
+
+def failing_by(qs: QuerySet[CheckResult], field: str) -> dict:
+    """Failing findings (verdict ``fail``: stored failures no exception in force excepts) of a
+    ``findings`` queryset, counted per value of ``field`` (``host_id``, ``severity``...) in one
+    GROUP BY. The exception test runs in the aggregate, over the stored failures only: a WHERE
+    on the verdict lets the planner test every evaluation's failing rows before it narrows them
+    to the scans read (ten times slower on a seeded year)."""
+    rows = (qs.filter(status="fail").order_by().values_list(field)
+            .annotate(n=Count("pk"), excepted=Count("exception_id")).values_list(field, "n", "excepted"))
+    return {value: n - excepted for value, n, excepted in rows}

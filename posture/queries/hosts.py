@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, QuerySet
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from posture.models import DockerHost
+from posture.queries.groups import failing_by
 from posture.queries.rollups import host_rollups
 from posture.queries.scans import HostRef
 from posture.queries.verdicts import findings
@@ -58,13 +59,7 @@ def host_summaries(hosts: Iterable[HostRef] | QuerySet[DockerHost], at: datetime
     at = at or timezone.now()
     hosts = hosts if isinstance(hosts, QuerySet) else [h.pk if isinstance(h, DockerHost) else int(h) for h in hosts]
     per_host = host_rollups([framework], hosts, at)
-    # Stored failures, less those an exception in force excepts: the exception test runs in the
-    # aggregate, over this host's failing rows only (a WHERE on the verdict would let the planner
-    # test every failing row of every evaluation before it narrows them to the current scans).
-    failing = {host_id: n - excepted for host_id, n, excepted in
-               findings(hosts, at).filter(status="fail").order_by().values_list("host_id")
-               .annotate(n=Count("*"), excepted=Count("exception_id")).values_list("host_id", "n", "excepted")
-               } if per_host else {}
+    failing = failing_by(findings(hosts, at), "host_id") if per_host else {}
     out = {}
     for host_id, rollups in per_host.items():
         rollup = rollups[framework]
