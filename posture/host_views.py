@@ -93,9 +93,9 @@ def _scan_subquery(**filters: Any) -> Subquery:
 def _labelled(filterset):
     """Choice filters read "any" when empty ("archived" has a default instead: its own first choice)."""
     for name, field in filterset.form.fields.items():
-        if hasattr(field, "choices"):
-            field.choices = [(k, v) for k, v in field.choices if k != ""] if name == "archived" else \
-                [("", "any") if k == "" else (k, v) for k, v in field.choices]
+        if hasattr(field, "empty_label"):  # django-filter's choice fields add it when choices are set
+            field.empty_label = None if name == "archived" else "any"
+            field.choices = [(k, v) for k, v in field.choices if k != ""]
     return filterset
 
 

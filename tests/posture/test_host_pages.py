@@ -604,3 +604,11 @@ def test_it_answers_a_bad_moment_on_the_host_page_with_a_400(client, auditor, ho
         response = client.get(f"/hosts/{host.pk}/?{query}")
         assert response.status_code == 400, query
         assert "cannot be read" in response.content.decode()
+
+
+def test_it_offers_any_for_an_empty_choice_filter_and_active_hosts_by_default(client, auditor, host):
+    login(client, auditor)
+    form = client.get("/hosts/").content.decode().split('aria-label="Filter hosts"')[1].split("</form>")[0]
+    assert '<option value="" selected>any</option>' in form and "---------" not in form
+    archived = form.split('name="archived"')[1].split("</select>")[0]
+    assert '<option value="false">false (the default)</option>' in archived and 'value=""' not in archived
