@@ -42,7 +42,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench._db import database_url, server_url  # noqa: E402
-from bench.history import add_spec_arguments, cache_key, prepare, seeded_end, spec_from  # noqa: E402
+from bench.history import add_spec_arguments, cache_key, open_seeded, seeded_end, spec_from  # noqa: E402
 
 CLIENTS = (1, 20)
 TARGET_P95_MS = 200
@@ -168,13 +168,13 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up (token, gunicorn) when stopped
     with contextlib.ExitStack() as stack:
         server = server_url(stack)
-        spec = spec_from(args)
-        name = f"posture_history_{cache_key(spec)}"
-        if seeded_end(server, name) is None:
+        name = args.database or f"posture_history_{cache_key(spec_from(args))}"
+        if not args.database and seeded_end(server, name) is None:
             print(f"{name} is not a completely seeded database: run bench/history.py with the same parameters first "
-                  "(this benchmark never seeds, restores or drops one)", file=sys.stderr)
+                  "(this benchmark never seeds, restores or drops one), or name one with --database", file=sys.stderr)
             return 2
-        spec, _ = prepare(server, spec, reseed=False)
+        args.reseed = False
+        spec, _ = open_seeded(server, args)
         from django.db import connections
         from django.utils import timezone
 

@@ -110,7 +110,7 @@ def control_detail(request: HttpRequest, framework: str, ref: str) -> HttpRespon
     rows = list(page.object_list)
     for r in rows:
         r.evidence_ref = f"{r.scan_id}-{r.result_id}"
-    chosen = _chosen(rows, params.form.cleaned_data.get("evidence") or "")
+    chosen = _chosen(rows, params.form.cleaned_data.get("evidence") or "", failing.qs)
     evidence = control_queries.deciding_evidence(chosen) if chosen is not None else None
     stamp = moment.isoformat()
     exceptions = ControlExceptionFilterSet(
@@ -128,13 +128,14 @@ def control_detail(request: HttpRequest, framework: str, ref: str) -> HttpRespon
     return render(request, "posture/control_detail.html", context)
 
 
-def _chosen(rows: list, wanted: str):
-    """The finding whose evidence is shown: the one asked for (when it is on this page),
+def _chosen(rows: list, wanted: str, failing=None):
+    """The finding whose evidence is shown: the one asked for (on this page, else, one more
+    query, among the control's failing findings: a host page links here for any of them),
     else the first failure on the page, else none."""
     if wanted:
         scan_id, result_id = (int(x) for x in wanted.split("-"))
         for row in rows:
             if row.scan_id == scan_id and row.result_id == result_id:
                 return row
-        return None
+        return failing.filter(result_id=result_id, scan_id=scan_id).first() if failing is not None else None
     return next((row for row in rows if row.verdict == "fail"), rows[0] if rows else None)

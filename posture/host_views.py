@@ -14,10 +14,13 @@ polls ``scan-status/``."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -30,20 +33,26 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from posture import roles
+from posture.api.filters import strict_filterset
 from posture.choices import FINISHED_STATES, ScanState, Trigger
+from posture.filtersets import HostFilterSet, MomentField
 from posture.host_forms import HostForm
 from posture.jobs.connection import ConnectionReport, check_connection
 from posture.jobs.hosts import archive_host, save_host, unarchive_host
 from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import DockerHost, EvidenceSetItem, ScanRun
 from posture.models.hosts import validate_docker_url
+from posture.queries.groups import FailingCheck, ResourceGroup, resources_with_failures
+from posture.queries.hosts import HostSummary, host_summaries
 from posture.queries.scans import current_scan, current_scan_id
+from posture.queries.verdicts import SEVERITY_ORDER, findings
 from posture.views import PAGE_SIZE, reader_required, role_required
 from scanners.client import HostConfig
 from scanners.snapshot import KIND_DAEMON_INFO, KIND_DAEMON_VERSION
 
 HISTORY_PAGE_SIZE = 20
-ARCHIVED_CHOICES = {"false": "Active", "true": "Archived", "all": "All"}
+#: The framework whose controls the host list and host page count (pass, fail, score).
+SUMMARY_FRAMEWORK = "cis-docker-1.8.0"
 operator_required = role_required("changing hosts", roles.OPERATE)
 scanner_required = role_required("scanning hosts", roles.OPERATE)
 
@@ -73,6 +82,7 @@ class HostRow:
     current: ScanRun | None
     failure: ScanRun | None  # the last finished scan, when it failed or errored
     overdue: bool
+    summary: HostSummary | None  # controls passing and failing, score and coverage (current scan)
 
 
 def _scan_subquery(**filters: Any) -> Subquery:
@@ -80,33 +90,47 @@ def _scan_subquery(**filters: Any) -> Subquery:
                     .order_by("-finished_at", "-id").values("id")[:1])
 
 
+def _labelled(filterset):
+    """Choice filters read "any" when empty ("archived" has a default instead: its own first choice)."""
+    for name, field in filterset.form.fields.items():
+        if hasattr(field, "empty_label"):  # django-filter's choice fields add it when choices are set
+            field.empty_label = None if name == "archived" else "any"
+            field.choices = [(k, v) for k, v in field.choices if k != ""]
+    return filterset
+
+
 @reader_required
 @require_safe
 def hosts_page(request: HttpRequest) -> HttpResponse:
-    """Hosts with their state, latest scan, next scan, overdue flag and last failure; three
-    queries whatever the number of hosts (count, the page of hosts, their scans)."""
-    archived = request.GET.get("archived", "false")
-    if archived not in ARCHIVED_CHOICES:
-        return render(request, "posture/hosts.html", {"bad_filter": f"archived must be one of {', '.join(ARCHIVED_CHOICES)}",
-                                                      "archived": "false", "choices": ARCHIVED_CHOICES}, status=400)
-    hosts = DockerHost.objects.order_by("name").annotate(
+    """Hosts, filtered as the API filters them (``HostFilterSet``), with their state, latest
+    scan, next scan, overdue flag, last failure, and the CIS 1.8.0 controls passing and failing
+    on their current scan with the score and its coverage. A fixed number of queries whatever
+    the number of hosts: count, the page of hosts, their scans, and the summaries of the
+    page's hosts (``posture.queries.hosts.host_summaries``, five)."""
+    base = DockerHost.objects.order_by("name", "pk").annotate(
         latest_id=Subquery(ScanRun.objects.filter(host_id=OuterRef("pk")).order_by("-id").values("id")[:1]),
         current_id=current_scan_id("pk"),
         finished_id=_scan_subquery(state__in=FINISHED_STATES),
     )
-    if archived != "all":
-        hosts = hosts.filter(archived_at__isnull=archived == "false")
-    page = Paginator(hosts, PAGE_SIZE).get_page(request.GET.get("page"))
+    filterset = strict_filterset(HostFilterSet, request.GET, base, extra=("page",))
+    context: dict[str, Any] = {"filterset": _labelled(filterset), "valid": filterset.is_valid(),
+                               "framework": SUMMARY_FRAMEWORK, "filtered": bool(set(request.GET) - {"page"})}
+    if not context["valid"]:
+        return render(request, "posture/hosts.html", context, status=400)
+    page = Paginator(filterset.qs, PAGE_SIZE).get_page(request.GET.get("page"))
     ids = {i for h in page for i in (h.latest_id, h.current_id, h.finished_id) if i}
-    scans = {s.pk: s for s in ScanRun.objects.filter(pk__in=ids).defer("log", "warnings")}
+    scans = {s.pk: s for s in ScanRun.objects.filter(pk__in=ids).defer("log", "warnings")} if ids else {}
+    with_scan = [h.pk for h in page if h.current_id]
+    summaries = host_summaries(with_scan, framework=SUMMARY_FRAMEWORK) if with_scan else {}
     now = timezone.now()
     rows = []
     for h in page:
         current, finished = scans.get(h.current_id), scans.get(h.finished_id)
         failure = finished if finished is not None and finished.state != ScanState.SUCCEEDED else None
-        rows.append(HostRow(h, host_state(h), scans.get(h.latest_id), current, failure, is_overdue(h, current, now)))
-    return render(request, "posture/hosts.html", {"rows": rows, "page": page, "archived": archived,
-                                                  "choices": ARCHIVED_CHOICES})
+        rows.append(HostRow(h, host_state(h), scans.get(h.latest_id), current, failure, is_overdue(h, current, now),
+                            summaries.get(h.pk)))
+    context.update(rows=rows, page=page, archived=filterset.form.cleaned_data.get("archived") or "false")
+    return render(request, "posture/hosts.html", context)
 
 
 # --- detail -------------------------------------------------------------------------------
@@ -178,18 +202,106 @@ def _watched_scan(host: DockerHost, wanted: str | None) -> ScanRun | None:
     return host.scans.filter(state__in=[ScanState.QUEUED, ScanState.RUNNING]).order_by("-id").first()
 
 
+class HostPageForm(forms.Form):
+    """The host page's parameters: ``at`` (ISO 8601, the host as it was then), ``page`` (of the
+    scan history) and ``scan`` (the scan the progress panel follows)."""
+
+    at = MomentField(required=False, label="As of")
+    page = forms.CharField(required=False)
+    scan = forms.CharField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        for name in sorted(set(self.data) - set(self.fields)):
+            self.add_error(None, f"{name[:40]}: unknown parameter; accepted: {', '.join(self.fields)}")
+        return super().clean()
+
+
+#: A resource's failing checks are listed unfolded up to this many (else folded, with a summary line).
+UNFOLDED_CHECKS = 3
+#: How resource types are sectioned on the host page, in order.
+RESOURCE_SECTIONS = (("daemon", "Daemon and host", ("daemon", "host")), ("images", "Images", ("image",)),
+                     ("containers", "Containers", ("container",)))
+
+
+@dataclass
+class FailingLink:
+    check: FailingCheck
+    ref: str | None  # the CIS 1.8.0 control the evidence link opens
+    evidence_url: str | None
+    findings_url: str
+
+
+@dataclass
+class ResourceRow:
+    group: ResourceGroup
+    failing: list[FailingLink]
+    findings_url: str
+    failing_url: str
+
+    @property
+    def severities(self) -> list[tuple[str, int]]:
+        """(severity, failing checks) worst first: the line shown while the list is folded."""
+        counts = Counter(f.check.severity or "unrated" for f in self.failing)
+        return [(s, counts[s]) for s in (*SEVERITY_ORDER, "unrated") if counts.get(s)]
+
+
+def resource_sections(host: DockerHost, groups: list[ResourceGroup], at: datetime | None) -> list[dict[str, Any]]:
+    """The host's resources by section, each with links to its findings (all, failing, one
+    check) and, per failing check, to the deciding evidence on the control's page."""
+    stamp = {"at": at.isoformat()} if at else {}
+    findings_page = reverse("findings-page")
+    control_pages: dict[str, str] = {}  # ref -> URL (reversed once per control, not per link)
+
+    def findings_url(group: ResourceGroup, **extra: str) -> str:
+        return findings_page + "?" + urlencode({"host": host.pk, "resource_type": group.resource_type,
+                                                "resource": group.resource, **extra, **stamp})
+
+    def link(group: ResourceGroup, check: FailingCheck) -> FailingLink:
+        ref = next((r for slug, r in check.controls if slug == SUMMARY_FRAMEWORK), None)
+        if ref and ref not in control_pages:
+            control_pages[ref] = reverse("control-page", args=[SUMMARY_FRAMEWORK, ref])
+        evidence = (control_pages[ref] + "?" + urlencode({"evidence": f"{check.scan_id}-{check.result_id}", **stamp})
+                    + "#evidence" if ref else None)
+        return FailingLink(check, ref, evidence, findings_url(group, check=check.check_id))
+
+    out = []
+    for key, label, types in RESOURCE_SECTIONS:
+        rows = [ResourceRow(g, [link(g, c) for c in g.failing], findings_url(g), findings_url(g, status="fail"))
+                for g in groups if g.resource_type in types]
+        out.append({"key": key, "label": label, "rows": rows,
+                    "failing": sum(1 for r in rows if r.failing)})
+    return out
+
+
 @reader_required
 @require_safe
 def host_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """A host now or as of ``?at=``: its schedule, the daemon's facts, its CIS 1.8.0 summary,
+    its daemon, images and containers each with their failing checks (links to the findings
+    of that resource and to the evidence), and its scan history. Read through the query layer
+    in a fixed number of queries whatever the number of resources or scans."""
     host = get_object_or_404(DockerHost, pk=pk)
-    current = current_scan(host)
-    history = Paginator(host.scans.order_by("-id").defer("log", "warnings"), HISTORY_PAGE_SIZE)
-    page = history.get_page(request.GET.get("page"))
-    now = timezone.now()
+    form = HostPageForm(request.GET)
+    if not form.is_valid():
+        errors = [f"{n}: {m}" if n != "__all__" else m for n, ms in form.errors.items() for m in ms]
+        return render(request, "posture/host_detail.html", {"host": host, "state": host_state(host),
+                                                            "errors": errors}, status=400)
+    at: datetime | None = form.cleaned_data["at"]
+    moment = at or timezone.now()
+    current = current_scan(host, at)
+    scans = host.scans.order_by("-id").defer("log", "warnings")
+    if at is not None:
+        scans = scans.filter(queued_at__lte=at)
+    page = Paginator(scans, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    summary = host_summaries([host.pk], moment, SUMMARY_FRAMEWORK).get(host.pk) if current else None
+    groups = resources_with_failures(findings([host], moment)) if current else []
     return render(request, "posture/host_detail.html", {
         "host": host, "state": host_state(host), "current": current, "facts": daemon_facts(current),
-        "page": page, "watch": _watched_scan(host, request.GET.get("scan")),
-        "overdue": is_overdue(host, current, now),
+        "page": page, "watch": None if at else _watched_scan(host, request.GET.get("scan")),
+        "overdue": is_overdue(host, current, moment), "at": at, "unfolded": UNFOLDED_CHECKS, "summary": summary, "framework": SUMMARY_FRAMEWORK,
+        "sections": resource_sections(host, groups, at),
+        "failing_url": reverse("findings-page") + "?" + urlencode({"host": host.pk, "status": "fail",
+                                                                    **({"at": at.isoformat()} if at else {})}),
     })
 
 

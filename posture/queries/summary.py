@@ -34,8 +34,9 @@ def failing_by_severity(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, 
     """severity -> failing results (after exceptions: an excepted failure is not failing) of
     the hosts' current scans at ``at``, for the checks of ``framework`` (default: every
     check); None counts checks retired from the catalog. One GROUP BY query."""
-    qs = findings(hosts, at, status="fail", **({"framework": framework} if framework else {}))
-    return dict(qs.order_by().values_list("severity").annotate(n=Count("*")).values_list("severity", "n"))
+    from posture.queries.groups import failing_by
+
+    return failing_by(findings(hosts, at, **({"framework": framework} if framework else {})), "severity")
 
 
 @dataclass(frozen=True)

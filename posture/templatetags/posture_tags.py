@@ -21,3 +21,11 @@ def nav_link(context, name: str, label: str, exact: bool = False, also: str = ""
     path = getattr(context.get("request"), "path", "")
     current = path == url if exact else path.startswith((url, *also.split()))
     return format_html('<a href="{}"{}>{}</a>', url, mark_safe(' aria-current="page"') if current else "", label)
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A share as a whole percentage (rounded down), or an en dash for none: the overview's."""
+    from posture.overview_views import percent as as_percent
+
+    return as_percent(value)

@@ -92,3 +92,33 @@ def shoot(page, name: str, full_page: bool = True) -> None:
         page.wait_for_timeout(100)
         page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=full_page)
     page.set_viewport_size(size)
+
+
+def person(browser, live_server, username: str, password: str):
+    """A second (third, ...) person in their own browser context, watched for CSP violations
+    and dialogs like ``watched``, logged in."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.add_init_script(WATCH)
+    page.csp_console = []  # type: ignore[attr-defined]
+    page.on("console", lambda m: page.csp_console.append(m.text) if "Content Security Policy" in m.text else None)
+    page.dialogs = []  # type: ignore[attr-defined]
+    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
+    login(page, username, password)
+    return page
+
+
+def scan_now_and_watch(page, seconds: float = 60) -> set[str]:
+    """Press "Scan now" on a host page and follow the live progress panel until the scan ends
+    (without a reload); returns the states the panel showed on the way."""
+    page.get_by_role("button", name="Scan now").click()
+    panel = page.locator("#scan-progress")
+    panel.wait_for(state="visible", timeout=10000)
+    seen = set()
+    done = panel.locator("[data-field=done]")
+    for _ in range(int(seconds * 10)):
+        seen.add(panel.get_attribute("data-state"))
+        if done.is_visible():
+            break
+        page.wait_for_timeout(100)
+    return seen

@@ -17,7 +17,7 @@ from posture.jobs import exceptions as workflow
 from posture.jobs.evaluate import evaluate_scan
 from posture.models import ControlException, DockerHost, Evidence, EvidenceSetItem, ExceptionState
 from posture.queries.verdicts import findings
-from tests.e2e.conftest import WATCH, login, shoot, violations
+from tests.e2e.conftest import person, shoot, violations
 from tests.posture.conftest import SNAPSHOT
 from tests.posture.test_ingest import chained_scan
 
@@ -32,18 +32,6 @@ def host() -> DockerHost:
     snap = copy.deepcopy(SNAPSHOT)
     evaluate_scan(chained_scan(host, snap))
     return host
-
-
-def person(browser, live_server, username: str, password: str):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.add_init_script(WATCH)
-    page.csp_console = []  # type: ignore[attr-defined]
-    page.on("console", lambda m: page.csp_console.append(m.text) if "Content Security Policy" in m.text else None)
-    page.dialogs = []  # type: ignore[attr-defined]
-    page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
-    login(page, username, password)
-    return page
 
 
 def verdict(host: DockerHost) -> str:

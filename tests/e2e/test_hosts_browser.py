@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 
 from posture.choices import ScanState
 from posture.models import DockerHost, ScanRun
-from tests.e2e.conftest import login, shoot, violations
+from tests.e2e.conftest import login, scan_now_and_watch, shoot, violations
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.docker, pytest.mark.redis]
 
@@ -57,16 +57,8 @@ def test_it_adds_a_host_tests_it_scans_it_live_and_opens_the_scan(watched, live_
     worker.wait_for("ready", timeout=60)
 
     page.evaluate("window.__samePage = true")
-    page.get_by_role("button", name="Scan now").click()
+    seen = scan_now_and_watch(page)  # the panel follows the scan until it ends (at most ~60 s)
     panel = page.locator("#scan-progress")
-    panel.wait_for(state="visible", timeout=10000)
-    seen = set()
-    done = panel.locator("[data-field=done]")
-    for _ in range(600):  # the panel follows the scan until it ends (at most ~60 s)
-        seen.add(panel.get_attribute("data-state"))
-        if done.is_visible():
-            break
-        page.wait_for_timeout(100)
     scan = ScanRun.objects.get(host=host)
     assert scan.state == ScanState.SUCCEEDED, (scan.error, worker.log()[-2000:])
     assert panel.locator("[data-field=state]").inner_text() == "Succeeded"

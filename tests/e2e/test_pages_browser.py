@@ -51,9 +51,16 @@ def test_it_shows_the_fleet_and_a_scans_failures_to_an_auditor(page, auditor_log
 
 def test_it_renders_hostile_names_as_text(page, auditor_login, scan):
     login(page, *auditor_login)
-    page.goto(f"/scans/{scan.pk}/")
-    assert page.locator("img[src=x]").count() == 0  # no element was injected
-    assert page.get_by_text("evil" + XSS).count() >= 1  # the name is shown, as text
+    for url in (f"/scans/{scan.pk}/", f"/hosts/{scan.host_id}/", "/findings/?status=fail"):
+        page.goto(url)
+        assert page.locator("img[src=x]").count() == 0, url  # no element was injected
+        assert page.get_by_text("evil" + XSS).count() >= 1, url  # the name is shown, as text
+    page.goto(f"/hosts/{scan.host_id}/")
+    row = page.locator("table.resources-containers tr", has_text="evil" + XSS)
+    row.locator("summary").click()  # its failing checks, unfolded
+    assert "Container is not privileged" in row.inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390  # a long hostile name wraps
     page.wait_for_timeout(200)
     assert page.dialogs == []  # no script ran
 

@@ -9,14 +9,21 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.html import escape
 
+from posture import control_views
 from posture.choices import ScanState, Trigger
+from posture.jobs.evaluate import evaluate_scan
 from posture.jobs.hosts import save_host
 from posture.models import AuditEvent, DockerHost, ScanRun
 from posture.models.hosts import INTERVAL_RULE, NAME_RULE
+from posture.overview_views import percent
+from posture.queries.rollups import host_rollups
+from posture.queries.verdicts import findings
 from tests.posture.conftest import SNAPSHOT, stored_scan
 from tests.support.certs import make_bundle
 
@@ -173,17 +180,73 @@ def test_it_hides_archived_hosts_unless_asked(client, auditor, host):
 def test_it_answers_a_bad_filter_value_with_a_400_naming_the_choices(client, auditor, host):
     login(client, auditor)
     response = client.get("/hosts/?archived=maybe")
-    assert response.status_code == 400 and "archived must be one of false, true, all" in response.content.decode()
+    body = response.content.decode()
+    assert response.status_code == 400 and "maybe is not one of the valid choices: false, true, all" in body
+    assert host.name not in body.split("</form>")[1]  # no list under a filter it cannot read
 
 
-def test_it_lists_hosts_in_a_bounded_number_of_queries(client, auditor, django_assert_max_num_queries):
-    for i in range(12):
-        h = DockerHost.objects.create(name=f"h{i}", url="unix:///x.sock")
-        stored_scan(h, SNAPSHOT)
-        ScanRun.objects.create(host=h, state=ScanState.FAILED, finished_at=timezone.now(), error="x")
+def test_it_refuses_an_unknown_filter_instead_of_listing_everything(client, auditor, host):
     login(client, auditor)
-    with django_assert_max_num_queries(8):  # session, user, groups (roles), count, hosts, scans
-        assert client.get("/hosts/").status_code == 200
+    response = client.get("/hosts/?nme=web-1")
+    assert response.status_code == 400 and "unknown parameter" in response.content.decode()
+
+
+def test_it_filters_the_list_as_the_api_does(client, auditor, host):
+    DockerHost.objects.create(name="db-1", url="tcp://db-1.example:2376")
+    broken = DockerHost.objects.create(name="broken-1", url="unix:///y.sock")
+    ScanRun.objects.create(host=broken, state=ScanState.FAILED, finished_at=timezone.now(), error="refused")
+    login(client, auditor)
+
+    def listed(query: str) -> set[str]:
+        body = client.get(f"/hosts/?{query}").content.decode().split("<tbody>")[1]
+        return {name for name in ("web-1", "db-1", "broken-1") if f"<strong>{name}</strong>" in body}
+
+    assert listed("") == {"web-1", "db-1", "broken-1"}
+    assert listed("scheme=tcp") == {"db-1"}
+    assert listed("name_contains=WEB") == {"web-1"}
+    assert listed("last_scan_failed=true") == {"broken-1"}
+    assert "No host matches these filters." in client.get("/hosts/?name=nobody").content.decode()
+
+
+def evaluated(host: DockerHost, snapshot: dict | None = None) -> ScanRun:
+    scan = stored_scan(host, snapshot or SNAPSHOT)
+    evaluate_scan(scan)
+    return scan
+
+
+def test_it_shows_each_hosts_controls_passing_and_failing_with_score_and_coverage(client, auditor, host):
+    evaluated(host)
+    DockerHost.objects.create(name="new-1", url="unix:///x.sock")
+    rollup = host_rollups(["cis-docker-1.8.0"], [host])[host.pk]["cis-docker-1.8.0"]
+    failing = findings([host], status="fail").count()
+    assert rollup.pair_tally["pass"] and rollup.pair_tally["fail"] and failing
+    login(client, auditor)
+    rows = client.get("/hosts/").content.decode().split("<tbody>")[1].split("</tr>")
+    new, web = rows[0], rows[1]
+    assert f"{rollup.pair_tally['pass']} pass</a>" in web and f"{rollup.pair_tally['fail']} fail</a>" in web
+    assert f"score <strong>{percent(rollup.score)}</strong> · coverage {percent(rollup.coverage)}" in web
+    assert f"?host={host.pk}&amp;status=fail\">{failing} failing findings</a>" in web
+    assert "no succeeded scan" in new and "score" not in new  # never scanned is not a pass
+
+
+def test_it_lists_hosts_in_a_number_of_queries_that_does_not_grow_with_hosts(client, auditor):
+    def add(i: int) -> None:
+        h = DockerHost.objects.create(name=f"h{i:02}", url="unix:///x.sock")
+        evaluated(h)
+        ScanRun.objects.create(host=h, state=ScanState.FAILED, finished_at=timezone.now(), error="x")
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            body = client.get("/hosts/").content.decode()
+        assert body.count("failing findings</a>") == DockerHost.objects.count()
+        return len(queries)
+
+    add(0)
+    login(client, auditor)
+    one = count()
+    for i in range(1, 12):
+        add(i)
+    assert count() == one and 6 < one <= 14  # session, user, roles, count, hosts, scans, summaries (5) and the form
 
 
 def test_it_escapes_hostile_strings_on_the_host_pages(client, auditor):
@@ -416,3 +479,136 @@ def test_it_tests_a_url_that_is_not_a_docker_url_without_connecting_or_saving(cl
     assert report["ok"] is False and report["error_kind"] == "configuration" and report["seconds"] == 0.0
     assert "must start with unix://, tcp:// or ssh://" in report["error"]
     assert not DockerHost.objects.exists() and not AuditEvent.objects.exists()
+
+
+# --- detail: resources and their failing checks ------------------------------------------------
+
+def section(body: str, key: str) -> str:
+    return body.split(f'id="{key}"')[1].split("</table>")[0]
+
+
+def resource_row(body: str, key: str, name: str) -> str:
+    return next(row for row in section(body, key).split("<tr>") if f'<span class="name">{name}</span>' in row)
+
+
+def test_it_shows_each_image_and_container_with_its_failing_checks(client, auditor, host):
+    scan = evaluated(host)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    failing = list(findings([host], status="fail", resource_type="container", resource="rec-privileged"))
+    assert any(r.check_id == "container.privileged_disabled" for r in failing)
+    row = resource_row(body, "containers", "rec-privileged")
+    assert f"{len(failing)} failing check{'s' if len(failing) != 1 else ''}</strong>" in row
+    for r in failing:
+        assert escape(r.title) in row
+    privileged = next(r for r in failing if r.check_id == "container.privileged_disabled")
+    evidence = f"/controls/cis-docker-1.8.0/5.5/?evidence={scan.pk}-{privileged.pk}#evidence"
+    assert f'href="{evidence}"' in row
+    assert (f'href="/findings/?host={host.pk}&amp;resource_type=container&amp;resource=rec-privileged'
+            f'&amp;check=container.privileged_disabled"') in row
+    hardened = resource_row(body, "containers", "rec-hardened")
+    assert "failing check" not in hardened or findings([host], status="fail", resource="rec-hardened").exists()
+    images = section(body, "images")
+    assert "rec/bad:1" in images
+    assert len(section(body, "containers").split("<tr>")) - 2 == 8  # header row + 8 containers
+
+
+def test_it_links_a_failing_check_to_its_deciding_evidence(client, auditor, host, monkeypatch):
+    scan = evaluated(host)
+    # Other hosts fail the control first (by name), and the control page lists one row a page:
+    # the finding linked to is not on its first page, and its evidence is shown all the same.
+    for i in range(3):
+        evaluated(DockerHost.objects.create(name=f"a{i}", url="unix:///x.sock"))
+    monkeypatch.setattr(control_views, "PAGE_SIZE", 1)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    row = resource_row(body, "containers", "rec-privileged")
+    url = row.split('href="/controls/cis-docker-1.8.0/5.5/')[1].split('"')[0]
+    page = client.get("/controls/cis-docker-1.8.0/5.5/" + url.replace("&amp;", "&")).content.decode()
+    evidence = page.split('id="evidence"')[1]
+    assert "web-1" in evidence and "rec-privileged" in evidence and "jl-hit" in evidence
+    assert "web-1" not in page.split('id="evidence"')[0].split("<tbody>")[1]  # not on the page's list
+    assert f"{scan.pk}-" in url
+
+
+def test_it_links_a_resource_to_its_findings(client, auditor, host):
+    evaluated(host)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    row = resource_row(body, "containers", "rec-privileged")
+    url = row.split('<a href="')[1].split('"')[0].replace("&amp;", "&")
+    listed = client.get(url)
+    assert listed.status_code == 200
+    rows = listed.content.decode().split("<tbody>")[1].split("</tbody>")[0]
+    assert rows.count("<tr>") == findings([host], resource="rec-privileged", resource_type="container").count()
+    assert rows.count('<span class="muted">container</span> rec-privileged</td>') == rows.count("<tr>")
+
+
+def test_it_reads_the_host_page_in_a_number_of_queries_that_does_not_grow(client, auditor, host):
+    evaluated(host)
+    login(client, auditor)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(f"/hosts/{host.pk}/").status_code == 200
+        return len(queries)
+
+    small = count()
+    assert small > 6
+    bigger = copy.deepcopy(SNAPSHOT)
+    for i in range(12):
+        extra = copy.deepcopy(next(c for c in SNAPSHOT["containers"] if c["name"] == "rec-privileged"))
+        extra["name"], extra["id"] = f"more-{i}", f"{i:064x}"
+        bigger["containers"].append(extra)
+    for _ in range(5):
+        evaluated(host, bigger)
+    assert "more-11" in client.get(f"/hosts/{host.pk}/").content.decode()
+    assert count() == small
+
+
+def test_it_escapes_hostile_container_names_and_labels_on_the_host_page(client, auditor, host):
+    snap = copy.deepcopy(SNAPSHOT)
+    target = next(c for c in snap["containers"] if c["name"] == "rec-privileged")
+    target["name"] = "evil" + HOSTILE
+    target["inspect"]["Config"]["Labels"] = {"note" + HOSTILE: HOSTILE}
+    snap["images"][1]["tags"] = ["rec/bad:" + HOSTILE]
+    evaluated(host, snap)
+    login(client, auditor)
+    body = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert HOSTILE not in body
+    row = resource_row(body, "containers", "evil" + ESCAPED)
+    assert "container.privileged_disabled" in row  # the hostile resource's failing checks are linked
+    assert ESCAPED in section(body, "images")
+
+
+def test_it_shows_the_host_as_of_a_past_moment(client, auditor, host):
+    first = evaluated(host)
+    ScanRun.objects.filter(pk=first.pk).update(finished_at=timezone.now() - timedelta(days=2),
+                                               queued_at=timezone.now() - timedelta(days=2))
+    later = copy.deepcopy(SNAPSHOT)
+    later["containers"] = [c for c in later["containers"] if c["name"] != "rec-privileged"]
+    second = evaluated(host, later)
+    login(client, auditor)
+    now = client.get(f"/hosts/{host.pk}/").content.decode()
+    assert "rec-privileged" not in section(now, "containers") and f"scan #{second.pk}" in now
+    at = (timezone.now() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    then = client.get(f"/hosts/{host.pk}/?at={at}").content.decode()
+    assert "As of" in then and f"scan #{first.pk}" in then
+    assert "rec-privileged" in section(then, "containers")
+    assert f"#{second.pk}</a>" not in then.split('id="history"')[1]  # queued after the moment
+
+
+def test_it_answers_a_bad_moment_on_the_host_page_with_a_400(client, auditor, host):
+    login(client, auditor)
+    for query in ("at=yesterday", "at=2026-02-30T00:00Z", "when=now"):
+        response = client.get(f"/hosts/{host.pk}/?{query}")
+        assert response.status_code == 400, query
+        assert "cannot be read" in response.content.decode()
+
+
+def test_it_offers_any_for_an_empty_choice_filter_and_active_hosts_by_default(client, auditor, host):
+    login(client, auditor)
+    form = client.get("/hosts/").content.decode().split('aria-label="Filter hosts"')[1].split("</form>")[0]
+    assert '<option value="" selected>any</option>' in form and "---------" not in form
+    archived = form.split('name="archived"')[1].split("</select>")[0]
+    assert '<option value="false">false (the default)</option>' in archived and 'value=""' not in archived
