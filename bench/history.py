@@ -276,8 +276,8 @@ def print_queries(spec, runs: int) -> None:
         print(f"   {label:55} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {count:3d} queries")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed's parameters (they decide the cached database's key): shared with bench/exports.py."""
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--images", type=int, default=20)
@@ -293,6 +293,11 @@ def main() -> int:
     parser.add_argument("--history", choices=("live", "rebuild"), default="live",
                         help="live: every evaluation keeps windows and daily rows, as a worker does; rebuild: once "
                              "per host after its scans, as reevaluate does (the same rows, ~25%% faster to seed)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_seed_arguments(parser)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reseed", action="store_true", help="seed again even if a cached database exists")
     parser.add_argument("--skip-bytes", action="store_true", help="skip the host-day bytes (copies the database)")

@@ -181,6 +181,7 @@ KNOWN_ACTIONS = (
     "host.purged",
     "host.unarchived",
     "host.updated",
+    "report.requested",
     "scan.requested",
     "token.created",
     "token.revoked",
