@@ -4,14 +4,19 @@ pdftotext (poppler-utils) and asserted on; its pages are drawn to PNG with pdfto
 
 from __future__ import annotations
 
+import hashlib
+import io
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
-from posture.models import ScanRun
+from posture.jobs.reports import ReportRefused, render_report, request_report
+from posture.models import AuditEvent, ScanRun
 from posture.reports import pdf
 from posture.reports.csv import ExportSpec
 from tests.posture.reports.conftest import CIS, MARKUP, PAYLOADS
@@ -37,20 +42,30 @@ def report(period, tmp_path) -> dict:
             "layout": text_of(data, tmp_path, layout=True), "squashed": "".join(text.split())}
 
 
+def draw(data: bytes, tmp_path: Path, pages: int) -> None:
+    """pdftoppm draws every page to /tmp/shots-pdf/ (for a person to look at when the report
+    changes): one PNG per page."""
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    source = tmp_path / "drawn.pdf"
+    source.write_bytes(data)
+    (SHOTS / "report.pdf").write_bytes(data)
+    subprocess.run(["pdftoppm", "-png", "-r", "70", str(source), str(SHOTS / "page")], check=True)
+    assert len(list(SHOTS.glob("page-*.png"))) == pages
+
+
 def row(*cells: str) -> re.Pattern:
     """A table row of the -layout text: the cells in order, separated by spaces."""
     return re.compile(r"\s+".join(r"\s*".join(re.escape(w) for w in c.split()) for c in cells))
 
 
-def test_it_numbers_its_pages_x_of_y(report):
+def test_it_states_scope_method_and_summary_on_numbered_pages(report, tmp_path):
     assert report["pdf"].startswith(b"%PDF-")
     pages = re.findall(r"page (\d+) of (\d+)", report["text"])
     total = int(pages[0][1])
     assert total >= 5 and [int(n) for n, _ in pages] == list(range(1, total + 1))
     assert all(int(t) == total for _, t in pages)
-
-
-def test_it_states_scope_period_method_and_who_generated_it(report):
+    # scope, period, method, who generated it
     flat, layout = report["flat"], report["layout"]
     assert "Compliance audit report" in flat and "CIS Docker Benchmark (version 1.8.0)" in flat
     assert "from 2026-03-02 00:00 (inclusive) to 2026-03-11 00:00 (exclusive), UTC" in flat
@@ -63,9 +78,10 @@ def test_it_states_scope_period_method_and_who_generated_it(report):
     # the summary: posture at the end per section, with coverage, and the trend chart's legend
     assert row("5 Container runtime", "32").search(layout) and "score 21.4%, coverage 39.6%" in flat
     assert "Trend over the period" in flat and "no host reported" in flat
+    draw(report["pdf"], tmp_path, total)
 
 
-def test_it_shows_failure_windows_and_the_gap_which_never_counts_as_passing(report):
+def test_it_shows_failure_windows_the_gap_which_never_passes_and_exceptions_in_force(report):
     layout = report["layout"]
     # the collection gap: the day-1 scan plus its interval until the day-6 scan (#2 .. #3)
     scans = report["scans"]
@@ -75,10 +91,7 @@ def test_it_shows_failure_windows_and_the_gap_which_never_counts_as_passing(repo
     assert row("audit1", "22.2%", "2d 0h", "1d 0h", "4d 0h", "2026-03-02 00:00 – 2026-03-09 00:00 (7d 0h)").search(layout)
     # a window still open at the end
     assert row("audit1", "0.0%", "5d 0h", "0m", "4d 0h", "2026-03-02 00:00 – ongoing (9d 0h)").search(layout)
-
-
-def test_it_lists_the_expiring_exception_and_the_attestation_with_their_people(report):
-    layout = report["layout"]
+    # the exception, expiring within the period, and the attestation, with their people
     # proposed by olive, approved by admin on day 1, expiring on day 3 (within the period)
     assert row(str(report["exception"].pk), "container.privileged_disab", '=HYPERLINK("http://evil")', "olive", "admin",
                "2026-03-05 00:00").search(layout)
@@ -86,7 +99,7 @@ def test_it_lists_the_expiring_exception_and_the_attestation_with_their_people(r
     assert row("manual.host_os_hardened", "@SUM(1) hardened", "olive", "2026-03-02 to 2026-04-01").search(layout)
 
 
-def test_it_lists_the_population_and_the_chain_digests(report):
+def test_it_lists_the_population_chain_digests_and_hostile_names_as_text(report):
     layout = report["layout"]
     scans = ScanRun.objects.filter(host=report["host"]).select_related("evidence_set").order_by("pk")
     assert "5 scans. Draw samples by scan id" in report["flat"]
@@ -97,9 +110,7 @@ def test_it_lists_the_population_and_the_chain_digests(report):
     assert row("audit1", "start", f"#{first.pk}", "2026-03-02T00:00", first.chain_digest).search(layout)
     assert row("end", f"#{last.pk}", "2026-03-10T00:00", last.chain_digest).search(layout)
     assert "How to verify" in report["flat"] and "manage.py verify --export package.zip" in report["flat"]
-
-
-def test_it_shows_hostile_names_as_text(report):
+    # hostile names are text: escaped in the HTML, shown as written in the PDF
     html = pdf.html(report["spec"], generated_by="<b>me</b>")
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
     assert "&lt;b&gt;me&lt;/b&gt;" in html
@@ -117,13 +128,64 @@ def test_it_stays_bounded_and_says_what_it_left_out(period, tmp_path, monkeypatc
     assert "Manifest digest (sha256)" not in flat  # no scan-by-scan table
 
 
-def test_it_draws_its_pages_for_a_person_to_look_at(report, tmp_path):
-    """pdftoppm draws every page to /tmp/shots-pdf/ (looked at when the report changes)."""
-    shutil.rmtree(SHOTS, ignore_errors=True)
-    SHOTS.mkdir(parents=True)
-    source = tmp_path / "report.pdf"
-    source.write_bytes(report["pdf"])
-    (SHOTS / "report.pdf").write_bytes(report["pdf"])
-    subprocess.run(["pdftoppm", "-png", "-r", "70", str(source), str(SHOTS / "page")], check=True)
-    pages = sorted(SHOTS.glob("page-*.png"))
-    assert len(pages) == int(re.findall(r"page \d+ of (\d+)", report["text"])[0])
+
+# --- kind=pdf: requested, rendered by the task, exported, downloaded, verified -------------------
+
+SOC2 = "soc2-2017"  # fewer controls than CIS: the same paths, rendered faster
+
+
+def test_it_renders_a_requested_pdf_stores_its_sha256_and_verify_names_it_when_tampered(period, auditor, settings,
+                                                                                          tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    report = request_report(auditor, "pdf", SOC2, period["start"], period["end"], ["audit1"])
+    assert AuditEvent.objects.get(action="report.requested").detail["kind"] == "pdf"
+    assert render_report(report.pk) == "succeeded"
+    report.refresh_from_db()
+    data = Path(report.file.path).read_bytes()
+    assert report.file.name.endswith(".pdf") and data.startswith(b"%PDF-")
+    assert hashlib.sha256(data).hexdigest() == report.sha256 and report.size == len(data)
+    assert "Generated by audrey" in " ".join(text_of(data, tmp_path).split())
+    out, err = io.StringIO(), io.StringIO()
+    call_command("verify", stdout=out, stderr=err)
+    assert "reports: 1 of 1 intact" in out.getvalue()
+
+    Path(report.file.path).write_bytes(data[:40] + bytes([data[40] ^ 1]) + data[41:])  # one bit flipped
+    with pytest.raises(SystemExit) as exit_:
+        call_command("verify", stdout=io.StringIO(), stderr=err)
+    assert exit_.value.code == 1
+    assert f"report #{report.pk}: file {report.file.name} sha256" in err.getvalue() and "altered" in err.getvalue()
+
+
+def test_it_refuses_a_csv_kind_on_a_pdf_and_an_unknown_kind(period, auditor):
+    with pytest.raises(ReportRefused, match="csv_kind is only for CSV reports"):
+        request_report(auditor, "pdf", SOC2, period["start"], period["end"], csv_kind="findings")
+    with pytest.raises(ReportRefused, match="unknown kind 'docx'; valid: csv, zip, pdf"):
+        request_report(auditor, "docx", SOC2, period["start"], period["end"])
+
+
+def test_it_exports_a_pdf_from_the_command_line(period, tmp_path):
+    target = tmp_path / "q1.pdf"
+    out, err = io.StringIO(), io.StringIO()
+    call_command("export", "--framework", SOC2, "--from", "2026-03-02", "--to", "2026-03-11", "--hosts", "audit1",
+                 "--format", "pdf", "--out", str(target), stdout=out, stderr=err)
+    data = target.read_bytes()
+    assert out.getvalue().strip() == f"{hashlib.sha256(data).hexdigest()}  {target}"
+    assert "report.pdf: laying out the PDF" in err.getvalue()
+    assert "Generated by manage.py export" in " ".join(text_of(data, tmp_path).split())
+    with pytest.raises(CommandError, match="--kind and --out - are for --format csv"):
+        call_command("export", "--framework", SOC2, "--from", "2026-03-02", "--to", "2026-03-11", "--format", "pdf",
+                     "--out", "-", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_it_serves_a_pdf_report_over_the_api(period, auditor, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    client = APIClient()
+    client.force_authenticate(auditor)
+    response = client.post("/api/v1/reports/", {"kind": "pdf", "framework": SOC2, "start": period["start"].isoformat(),
+                                                "end": period["end"].isoformat(), "hosts": ["audit1"]}, format="json")
+    assert response.status_code == 202, response.content
+    render_report(response.json()["id"])
+    download = client.get(f"/api/v1/reports/{response.json()['id']}/download/")
+    data = b"".join(download.streaming_content)
+    assert download.status_code == 200 and download["Content-Type"] == "application/pdf"
+    assert data.startswith(b"%PDF-") and download["Digest"] == f"sha-256={hashlib.sha256(data).hexdigest()}"
