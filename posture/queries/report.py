@@ -22,6 +22,7 @@ from posture.choices import ScanState
 from posture.models import Check, DockerHost, Framework
 from posture.queries.exports import attestations_during, exceptions_during, scans_during
 from posture.queries.history import Period, clip_period
+from posture.queries.scans import current_scans
 from posture.queries.verdicts import findings
 
 
@@ -105,8 +106,11 @@ def failing_resources(host_ids: list[int], at: datetime, framework: str, per_che
     """Check id -> (its first ``per_check`` failing resources at ``at``, after exceptions, the
     longest failing first; how many fail in all), over the hosts' current scans at ``at``
     (posture.queries.verdicts.findings). Two queries: counts per check, and the first rows
-    per check picked by a window function in SQL."""
-    failing = findings(host_ids, at, framework=framework, status="fail")
+    per check picked by a window function in SQL, over the current scans' ids read first
+    (given as a subquery, PostgreSQL joined every scan's results before keeping the current
+    ones: 50 times slower on a fleet's year)."""
+    scans = list(current_scans(host_ids, at).values_list("pk", flat=True))
+    failing = findings(scans=scans, at=at, framework=framework, status="fail")
     totals = dict(failing.order_by().values("check_id").annotate(n=Count("*")).values_list("check_id", "n"))
     if not totals:
         return {}

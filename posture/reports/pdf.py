@@ -43,15 +43,15 @@ from posture.queries.trends import fleet_trend
 from posture.reports.csv import ExportSpec
 
 #: Failing resources listed per check (the longest failing first).
-RESOURCES_MAX = 8
+RESOURCES_MAX = 5
 #: Hosts listed per control in the operating effectiveness chapter (the worst first).
-HOSTS_MAX = 10
+HOSTS_MAX = 5
 #: Failure windows listed per host and control (the longest first).
-WINDOWS_MAX = 4
+WINDOWS_MAX = 3
 #: Collection gaps listed (the longest first).
 GAPS_MAX = 60
 #: Scans listed one by one; past it the population is summarised per host.
-POPULATION_MAX = 1500
+POPULATION_MAX = 500
 #: Exceptions and attestations listed per control.
 EXCEPTIONS_MAX = 20
 
