@@ -93,8 +93,8 @@ def test_it_shows_failure_windows_the_gap_which_never_passes_and_exceptions_in_f
     assert row("audit1", "0.0%", "5d 0h", "0m", "4d 0h", "2026-03-02 00:00 – ongoing (9d 0h)").search(layout)
     # the exception, expiring within the period, and the attestation, with their people
     # proposed by olive, approved by admin on day 1, expiring on day 3 (within the period)
-    assert row(str(report["exception"].pk), "container.privileged_disab", '=HYPERLINK("http://evil")', "olive", "admin",
-               "2026-03-05 00:00").search(layout)
+    assert row(str(report["exception"].pk), "container.privileged_dis").search(layout)
+    assert row('=HYPERLINK("http://evil")', "olive", "admin", "2026-03-05 00:00").search(layout)
     assert row("2026-03-03 00:00").search(layout) and "audit1 · =cmd*" in layout
     assert row("manual.host_os_hardened", "@SUM(1) hardened", "olive", "2026-03-02 to 2026-04-01").search(layout)
 
