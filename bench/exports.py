@@ -144,7 +144,9 @@ def main() -> int:
         spec, _ = prepare(server, spec_from(args), reseed=False)
         from posture.reports import csv as exports
 
-        print(f"fleet: {spec.hosts} hosts x {spec.days} days (seeded to {spec.end}), framework {FRAMEWORK}")
+        load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
+        print(f"fleet: {spec.hosts} hosts x {spec.days} days (seeded to {spec.end}), framework {FRAMEWORK}; "
+              f"load average {load} on {os.cpu_count()} CPUs")
         print("1. PDF report, whole fleet                                      target < 60 s")
         for days in sorted({min(d, spec.days) for d in periods}, reverse=True):
             r = pdf_figures(spec, days, out_dir)

@@ -35,7 +35,7 @@ from django.utils import timezone
 from posture.queries import report as q
 from posture.queries import scores
 from posture.queries.controls import section_names
-from posture.queries.effectiveness import ControlEffectiveness, operating_effectiveness
+from posture.queries.effectiveness import ControlEffectiveness, Stretch, operating_effectiveness
 from posture.queries.exports import chain_heads
 from posture.queries.history import time_to_remediate
 from posture.queries.rollups import host_rollups, rollup
@@ -142,24 +142,12 @@ class Section:
 
 
 @dataclass
-class WindowRow:
-    host: str
-    start: datetime
-    end: datetime
-    ongoing: bool
-
-    @property
-    def duration(self) -> timedelta:
-        return self.end - self.start
-
-
-@dataclass
 class HostEffect:
     """One control on one host over the period."""
 
     host: str
     row: ControlEffectiveness
-    windows: list[WindowRow]
+    windows: list[Stretch]  # the longest, in time order
     more_windows: int
 
     @property
@@ -277,8 +265,7 @@ def gather(spec: ExportSpec, *, generated_by: str = "", generated_at: datetime |
         shown = []
         for name, row in hit[:HOSTS_MAX]:
             longest = sorted(row.windows, key=lambda w: (-(w.end - w.start), w.start))[:WINDOWS_MAX]
-            shown.append(HostEffect(name, row, [WindowRow(name, w.start, w.end, w.ongoing)
-                                                for w in sorted(longest, key=lambda w: w.start)],
+            shown.append(HostEffect(name, row, sorted(longest, key=lambda w: w.start),
                                     len(row.windows) - len(longest)))
         effects.append(ControlEffect(fleet.ref, fleet.title, fleet, shown, max(0, len(hit) - HOSTS_MAX),
                                      sum(len(r.windows) for _, r in per_host), ttr.get(fleet.ref),
