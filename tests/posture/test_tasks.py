@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from celery.signals import before_task_publish
 
-from posture.tasks import run_scan
+from posture.tasks import render_report, run_scan
 
 pytestmark = pytest.mark.redis
 
@@ -29,3 +29,23 @@ def test_it_leaves_time_limits_to_the_worker(celery_env, settings):
     # The worker's own configuration still has them (applied when the message has none).
     assert run_scan.soft_time_limit == settings.POSTURE_SCAN_TIMEOUT + 60
     assert run_scan.time_limit == settings.POSTURE_SCAN_TIMEOUT + 120
+
+
+def test_it_gives_reports_their_own_time_limit_not_the_scans(celery_env, settings):
+    """A fleet's year of PDF or package is not a scan: posture.render_report runs under
+    POSTURE_REPORT_TIMEOUT (read by the worker), and its message carries no limits either."""
+    seen: list[dict] = []
+
+    def capture(sender=None, headers=None, **_):
+        if sender == "posture.render_report":
+            seen.append(headers)
+
+    before_task_publish.connect(capture, weak=False)
+    try:
+        render_report.delay(12345)
+    finally:
+        before_task_publish.disconnect(capture)
+    assert [tuple(h["timelimit"]) for h in seen] == [(None, None)]
+    assert render_report.soft_time_limit == settings.POSTURE_REPORT_TIMEOUT
+    assert render_report.time_limit == settings.POSTURE_REPORT_TIMEOUT + 60
+    assert render_report.soft_time_limit != run_scan.soft_time_limit
