@@ -129,19 +129,42 @@ def guard(server: str, spec) -> None:
         sys.exit(f"{name} exists but is not seeded yet (another process is seeding it): try again once it is")
 
 
+def existing(server: str, name: str, spec):
+    """Point Django at an existing database (never migrated nor written) and describe its
+    fleet as a seed spec: hosts, and days from the first to the last finished scan."""
+    import dataclasses
+
+    from bench._db import use_database
+
+    use_database(server, name)
+    from django.db.models import Max, Min
+
+    from posture.models import DockerHost, ScanRun
+
+    span = ScanRun.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
+    end = span["last"].date() - timedelta(days=1)  # the last whole day
+    return dataclasses.replace(spec, hosts=DockerHost.objects.count(), end=end,
+                               days=(end - span["first"].date()).days + 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_seed_arguments(parser)
     parser.add_argument("--periods", default="365,90", help="period lengths in days, comma-separated")
     parser.add_argument("--out", default="/tmp/shots-pdf", help="where the PDFs are written")
+    parser.add_argument("--database", help="measure on this existing database instead (read only; e.g. a partly "
+                                           "seeded fleet); the seed arguments are then ignored")
     args = parser.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     periods = [int(d) for d in args.periods.split(",")]
     with contextlib.ExitStack() as stack:
         server = server_url(stack)
-        guard(server, spec_from(args))
-        spec, _ = prepare(server, spec_from(args), reseed=False)
+        if args.database:
+            spec = existing(server, args.database, spec_from(args))
+        else:
+            guard(server, spec_from(args))
+            spec, _ = prepare(server, spec_from(args), reseed=False)
         from posture.reports import csv as exports
 
         load = ", ".join(f"{n:.1f}" for n in os.getloadavg())
