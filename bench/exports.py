@@ -14,6 +14,8 @@ Prints, for the whole fleet and framework cis-docker-1.8.0, over the seed's last
 
 Each measurement runs in a forked child: its peak memory is the growth of the child's
 resident set (VmHWM - VmRSS at the start), i.e. what that export added, whatever ran before.
+The PDF line also prints the child's own CPU time: on a busy machine (the load average is
+printed) wall-clock time is mostly waiting for a CPU.
 Nothing is written to the database (the exports only read; no Report row is made). The PDF of
 each period is left under --out (default /tmp/shots-pdf/) to look at."""
 
@@ -58,9 +60,10 @@ def in_child(fn) -> dict:
         code = 0
         try:
             start_kb = _status_kb("VmRSS")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             answer = fn()
             answer["seconds"] = time.perf_counter() - t0
+            answer["cpu"] = time.process_time() - c0  # this process only (not PostgreSQL's)
             answer["peak_mb"] = (_status_kb("VmHWM") - start_kb) / 1024
         except Exception as exc:  # report it, as a figure the table shows
             answer, code = {"error": f"{type(exc).__name__}: {exc}"[:300]}, 1
@@ -176,7 +179,7 @@ def main() -> int:
             if "error" in r:
                 print(f"   {days:4d} days: FAILED {r['error']}")
                 continue
-            print(f"   {days:4d} days: {r['seconds']:6.1f} s  {r['pages']:4d} pages  {r['bytes'] / 1e6:6.2f} MB  "
+            print(f"   {days:4d} days: {r['seconds']:6.1f} s (CPU {r['cpu']:5.1f} s)  {r['pages']:4d} pages  {r['bytes'] / 1e6:6.2f} MB  "
                   f"peak +{r['peak_mb']:6.0f} MB   ({r['path']})")
         print("2. CSV exports, whole fleet                                     target > 50,000 rows/s")
         for days in sorted({min(d, spec.days) for d in periods}, reverse=True):
