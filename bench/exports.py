@@ -34,8 +34,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._db import admin_sql, server_url  # noqa: E402
-from bench.history import add_seed_arguments, cache_key, prepare, spec_from  # noqa: E402
+from bench._db import admin_sql  # noqa: E402
+from bench.history import add_spec_arguments, cache_key, open_seeded, spec_from  # noqa: E402
 
 FRAMEWORK = "cis-docker-1.8.0"
 
@@ -132,42 +132,22 @@ def guard(server: str, spec) -> None:
         sys.exit(f"{name} exists but is not seeded yet (another process is seeding it): try again once it is")
 
 
-def existing(server: str, name: str, spec):
-    """Point Django at an existing database (never migrated nor written) and describe its
-    fleet as a seed spec: hosts, and days from the first to the last finished scan."""
-    import dataclasses
-
-    from bench._db import use_database
-
-    use_database(server, name)
-    from django.db.models import Max, Min
-
-    from posture.models import DockerHost, ScanRun
-
-    span = ScanRun.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
-    end = span["last"].date() - timedelta(days=1)  # the last whole day
-    return dataclasses.replace(spec, hosts=DockerHost.objects.count(), end=end,
-                               days=(end - span["first"].date()).days + 1)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_seed_arguments(parser)
+    add_spec_arguments(parser)
     parser.add_argument("--periods", default="365,90", help="period lengths in days, comma-separated")
     parser.add_argument("--out", default="/tmp/shots-pdf", help="where the PDFs are written")
-    parser.add_argument("--database", help="measure on this existing database instead (read only; e.g. a partly "
-                                           "seeded fleet); the seed arguments are then ignored")
+    parser.add_argument("--database", help="measure on this existing database as it is (e.g. a seed stopped part "
+                                           "way; bench/history.py's --database); the seed arguments are then ignored")
     args = parser.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     periods = [int(d) for d in args.periods.split(",")]
     with contextlib.ExitStack() as stack:
-        server = server_url(stack)
-        if args.database:
-            spec = existing(server, args.database, spec_from(args))
-        else:
-            guard(server, spec_from(args))
-            spec, _ = prepare(server, spec_from(args), reseed=False)
+        if not args.database and os.environ.get("DATABASE_URL"):  # a throwaway cluster has no other seeder
+            guard(os.environ["DATABASE_URL"], spec_from(args))
+        args.reseed = False
+        _server, spec, _seconds = open_seeded(stack, args)
         from posture.reports import csv as exports
 
         load = ", ".join(f"{n:.1f}" for n in os.getloadavg())

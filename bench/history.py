@@ -76,6 +76,36 @@ def seeded_end(server: str, name: str) -> date | None:
     return date.fromisoformat(meta["end"]) if meta.get("version", 1) == SEED_VERSION else None
 
 
+def existing(server: str, name: str, spec):
+    """Use database ``name`` as it is (``--database``: e.g. a seed stopped part way); the spec
+    says what it holds (hosts, days, last day), read from its scans."""
+    use_database(server, name)
+    from django.core.management import call_command
+    from django.db.models import Max, Min
+
+    from posture.models import DockerHost, ScanRun
+
+    call_command("migrate", verbosity=1)
+    span = ScanRun.objects.aggregate(first=Min("finished_at"), last=Max("finished_at"))
+    if span["last"] is None:
+        raise SystemExit(f"database {name} holds no scan")
+    days = (span["last"].date() - span["first"].date()).days + 1
+    hosts = DockerHost.objects.filter(name__startswith="bench-").count() or DockerHost.objects.count()
+    print(f"using database {name} as it is: {hosts} hosts x {days} days "
+          f"({span['first']:%Y-%m-%d} .. {span['last']:%Y-%m-%d}, {ScanRun.objects.count()} scans)")
+    return dataclasses.replace(spec, hosts=hosts, days=days, end=span["last"].date())
+
+
+def open_seeded(stack: contextlib.ExitStack, args) -> tuple[str, object, float | None]:
+    """(server, spec, seed seconds or None): ``--database``'s database as it is, else the
+    cached seeded database of the spec (seeding it when needed). Shared by every benchmark."""
+    server = server_url(stack)
+    if getattr(args, "database", None):
+        return server, existing(server, args.database, spec_from(args)), None
+    spec, seconds = prepare(server, spec_from(args), args.reseed)
+    return server, spec, seconds
+
+
 def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
     """The cached seeded database (seeding it if needed); returns (spec with its end, seed seconds)."""
     from django.core.management import call_command
@@ -225,6 +255,13 @@ def queries(spec, runs: int) -> list[tuple[str, Callable[[], object]]]:
     def findings(**filters):
         return mod("verdicts").findings(**filters)
 
+    def page(qs, number: int, size: int = 50):
+        """What a list page costs: its COUNT and its rows."""
+        from django.core.paginator import Paginator
+
+        pages = Paginator(qs, size)
+        return pages.count, list(pages.page(min(number, pages.num_pages)).object_list)
+
     def effectiveness(days: int):
         try:
             fn = mod("effectiveness").operating_effectiveness
@@ -245,9 +282,10 @@ def queries(spec, runs: int) -> list[tuple[str, Callable[[], object]]]:
     ]
     out += [(f"control rollup, {f}, per host", lambda f=f: mod("rollups").host_rollups([f])) for f in frameworks]
     out += [
-        ("findings page 1 (50)", lambda: list(findings()[:50])),
-        ("findings deep page (page 100) with filters",
-         lambda: list(findings(status="fail", severity=["high", "critical"], resource_type="container")[4950:5000])),
+        ("findings page 1 (50) with its count", lambda: page(findings(), 1)),
+        ("findings deep page (page 100) with filters, count",
+         lambda: page(findings(status="fail", severity=["high", "critical"], resource_type="container"), 100)),
+        ("findings page 1 at T-180 d (stored results)", lambda: page(findings(at=t180), 1)),
         ("one finding's windows", lambda: list(mod("history").failure_windows(
             host, check=window[0], resource=window[2], resource_type=window[1]))),
         ("365-day trend, fleet, every framework", lambda: trend(365)),
@@ -276,8 +314,9 @@ def print_queries(spec, runs: int) -> None:
         print(f"   {label:55} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {count:3d} queries")
 
 
-def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
-    """The seed's parameters (they decide the cached database's key): shared with bench/exports.py."""
+def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed's parameters (``spec_from`` reads them), shared with bench/api.py so both
+    name the same cached database."""
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--images", type=int, default=20)
@@ -297,20 +336,20 @@ def add_seed_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_seed_arguments(parser)
+    add_spec_arguments(parser)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--reseed", action="store_true", help="seed again even if a cached database exists")
     parser.add_argument("--skip-bytes", action="store_true", help="skip the host-day bytes (copies the database)")
+    parser.add_argument("--database", help="use this database as it is (no seeding; e.g. a seed stopped part way)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        server = server_url(stack)
-        spec, seconds = prepare(server, spec_from(args), args.reseed)
+        server, spec, seconds = open_seeded(stack, args)
         if seconds is not None:
             scans = spec.hosts * spec.days
             print(f"1. seed: {seconds:.0f}s for {spec.hosts} hosts x {spec.days} days (~{scans} scans, "
                   f"{seconds / scans * 1000:.0f} ms/scan, {spec.workers} processes)   target well under 30 min")
         print_sizes()
-        if not args.skip_bytes:
+        if not args.skip_bytes and not args.database:
             host_day_bytes(server, f"posture_history_{cache_key(spec)}", spec)
         print_queries(spec, args.runs)
         from django.db import connections
