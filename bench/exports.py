@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/exports.py                        # the seeded year: 100 hosts x 365 days
     .venv/bin/python bench/exports.py --hosts 4 --days 20    # a quick look (its own cached database)
+    .venv/bin/python bench/exports.py --database NAME        # an existing database as it is (a seed stopped part way)
 
 Prints, for the whole fleet and framework cis-docker-1.8.0, over the seed's last 365 and
 90 days:
@@ -34,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench._db import admin_sql  # noqa: E402
+from bench._db import admin_sql, server_url  # noqa: E402
 from bench.history import add_spec_arguments, cache_key, open_seeded, spec_from  # noqa: E402
 
 FRAMEWORK = "cis-docker-1.8.0"
@@ -137,17 +138,15 @@ def main() -> int:
     add_spec_arguments(parser)
     parser.add_argument("--periods", default="365,90", help="period lengths in days, comma-separated")
     parser.add_argument("--out", default="/tmp/shots-pdf", help="where the PDFs are written")
-    parser.add_argument("--database", help="measure on this existing database as it is (e.g. a seed stopped part "
-                                           "way; bench/history.py's --database); the seed arguments are then ignored")
     args = parser.parse_args()
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     periods = [int(d) for d in args.periods.split(",")]
     with contextlib.ExitStack() as stack:
-        if not args.database and os.environ.get("DATABASE_URL"):  # a throwaway cluster has no other seeder
-            guard(os.environ["DATABASE_URL"], spec_from(args))
-        args.reseed = False
-        _server, spec, _seconds = open_seeded(stack, args)
+        server = server_url(stack)
+        if not args.database:
+            guard(server, spec_from(args))
+        spec, _seconds = open_seeded(server, args)
         from posture.reports import csv as exports
 
         load = ", ".join(f"{n:.1f}" for n in os.getloadavg())

@@ -96,14 +96,12 @@ def existing(server: str, name: str, spec):
     return dataclasses.replace(spec, hosts=hosts, days=days, end=span["last"].date())
 
 
-def open_seeded(stack: contextlib.ExitStack, args) -> tuple[str, object, float | None]:
-    """(server, spec, seed seconds or None): ``--database``'s database as it is, else the
-    cached seeded database of the spec (seeding it when needed). Shared by every benchmark."""
-    server = server_url(stack)
+def open_seeded(server: str, args) -> tuple[object, float | None]:
+    """(spec, seed seconds or None): ``--database``'s database as it is, else the cached
+    seeded database of the spec (seeding it when needed). Shared by every benchmark."""
     if getattr(args, "database", None):
-        return server, existing(server, args.database, spec_from(args)), None
-    spec, seconds = prepare(server, spec_from(args), args.reseed)
-    return server, spec, seconds
+        return existing(server, args.database, spec_from(args)), None
+    return prepare(server, spec_from(args), args.reseed)
 
 
 def prepare(server: str, spec, reseed: bool) -> tuple[object, float | None]:
@@ -315,8 +313,9 @@ def print_queries(spec, runs: int) -> None:
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
-    """The seed's parameters (``spec_from`` reads them), shared with bench/api.py so both
-    name the same cached database."""
+    """The seed spec's options (and --runs, --reseed), shared by every benchmark that reads the
+    seeded year (bench/api.py, bench/pages.py), so that the same options name the same cached
+    database."""
     parser.add_argument("--hosts", type=int, default=100)
     parser.add_argument("--containers", type=int, default=50)
     parser.add_argument("--images", type=int, default=20)
@@ -332,18 +331,19 @@ def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--history", choices=("live", "rebuild"), default="live",
                         help="live: every evaluation keeps windows and daily rows, as a worker does; rebuild: once "
                              "per host after its scans, as reevaluate does (the same rows, ~25%% faster to seed)")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--reseed", action="store_true", help="seed again even if a cached database exists")
+    parser.add_argument("--database", help="use this database as it is (no seeding; e.g. a seed stopped part way)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_spec_arguments(parser)
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--reseed", action="store_true", help="seed again even if a cached database exists")
     parser.add_argument("--skip-bytes", action="store_true", help="skip the host-day bytes (copies the database)")
-    parser.add_argument("--database", help="use this database as it is (no seeding; e.g. a seed stopped part way)")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
-        server, spec, seconds = open_seeded(stack, args)
+        server = server_url(stack)
+        spec, seconds = open_seeded(server, args)
         if seconds is not None:
             scans = spec.hosts * spec.days
             print(f"1. seed: {seconds:.0f}s for {spec.hosts} hosts x {spec.days} days (~{scans} scans, "
