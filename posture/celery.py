@@ -21,6 +21,8 @@ Delivery choices, and why:
   ``POSTURE_SCAN_TIMEOUT`` (see ``posture.tasks.WorkerTimeLimits``). They need the prefork
   pool (the default): solo and threads pools ignore them; the soft limit is SIGUSR1 to the
   pool process, which interrupts even a blocking ``recv``.
+- Reports (``posture.render_report``) carry their own limits, ``POSTURE_REPORT_TIMEOUT``
+  (see posture.tasks): a fleet's year of PDF or package is not bounded by a scan's timeout.
 - With no broker configured the app uses kombu's filesystem transport under ``var/broker``:
   the embedded default needs no Redis.
 """

@@ -245,6 +245,7 @@ KNOWN_ACTIONS = (
     "host.purged",
     "host.unarchived",
     "host.updated",
+    "report.requested",
     "scan.requested",
     "token.created",
     "token.revoked",

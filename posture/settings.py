@@ -259,6 +259,8 @@ AXES_IPWARE_PROXY_ORDER = "right-most"
 # view (/api/v1/attestations/{id}/file/). Uploads are limited in size and to an allow-list
 # of types recognised by their first bytes (posture/uploads.py).
 POSTURE_ATTESTATION_MAX_BYTES = env_int("POSTURE_ATTESTATION_MAX_BYTES", 10 * 1024 * 1024, minimum=1)
+# Largest evidence package accepted for verification over the API (bytes).
+POSTURE_VERIFY_MAX_BYTES = env_int("POSTURE_VERIFY_MAX_BYTES", 512 * 1024 * 1024, minimum=65536)
 
 # --- HTTPS: posture speaks plain HTTP; TLS is terminated by a proxy in front of it ---------
 # POSTURE_HTTPS=true: browsers reach posture over HTTPS, so session and CSRF cookies are sent
@@ -370,6 +372,9 @@ POSTURE_BEAT_SECONDS = env_int("POSTURE_BEAT_SECONDS", 30, minimum=1)  # how oft
 POSTURE_PROBE_IMAGE = env_str("POSTURE_PROBE_IMAGE", "busybox:latest")  # local image, never pulled
 # Largest answer accepted from a Docker host for one API call (bytes); a scan that gets more fails.
 POSTURE_MAX_RESPONSE_BYTES = env_int("POSTURE_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, minimum=65536)
+# Seconds a worker may spend rendering one report (PDF, CSV or package) before Celery's soft
+# time limit stops it (the hard limit is 60 s later); independent of the scan timeout.
+POSTURE_REPORT_TIMEOUT = env_int("POSTURE_REPORT_TIMEOUT", 1800, minimum=10)
 # Broker visibility timeout (Redis): an unacknowledged scan message is redelivered after it.
 POSTURE_BROKER_VISIBILITY_TIMEOUT = env_int(
     "POSTURE_BROKER_VISIBILITY_TIMEOUT", POSTURE_SCAN_TIMEOUT + 300, minimum=1
@@ -383,5 +388,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("POSTURE_LOG_LEVEL", "INFO")},
     # "django" is listed so its own console handler (from Django's default logging) is dropped:
     # with it every "Bad Request" was printed twice, once by it and once by the root handler.
-    "loggers": {"django": {"handlers": [], "level": "INFO"}, "django.db.backends": {"level": "INFO"}},
+    "loggers": {"django": {"handlers": [], "level": "INFO"}, "django.db.backends": {"level": "INFO"},
+                # WeasyPrint (the PDF report) logs every layout step at INFO
+                "weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }

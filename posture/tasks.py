@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from celery import Task, shared_task
+from django.conf import settings
 from django.db import transaction
 
 from posture.jobs import scans, schedule
@@ -64,9 +65,16 @@ def recover_stale_scans() -> int:
     return len(ids)
 
 
-@shared_task(name="posture.render_report", base=WorkerTimeLimits, acks_late=True, reject_on_worker_lost=True)
+@shared_task(name="posture.render_report", base=WorkerTimeLimits, acks_late=True, reject_on_worker_lost=True,
+             soft_time_limit=settings.POSTURE_REPORT_TIMEOUT, time_limit=settings.POSTURE_REPORT_TIMEOUT + 60)
 def render_report(report_id: int) -> str:
-    """Render one queued report (posture.jobs.reports); a second delivery finds it taken."""
+    """Render one queued report (posture.jobs.reports); a second delivery finds it taken.
+
+    Its time limits are ``POSTURE_REPORT_TIMEOUT`` (soft; hard 60 s later), not the scan
+    timeout the worker's defaults derive from: a year's PDF or package of a fleet is not a
+    scan. They are read when the *worker* imports this module (WorkerTimeLimits sends none),
+    so the worker's setting applies. A report stopped by them is marked failed with the
+    reason (SoftTimeLimitExceeded is an Exception, caught by the job)."""
     from posture.jobs import reports
 
     return str(reports.render_report(report_id))

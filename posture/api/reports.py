@@ -1,7 +1,8 @@
 """Reports and integrity over the API.
 
-- ``POST /api/v1/reports/`` ``{"kind": "zip"|"csv", "framework", "start", "end", "hosts"?,
-  "csv_kind"?}``: queue a report (202 with the row; ``state``/``progress`` to poll);
+- ``POST /api/v1/reports/`` ``{"kind": "zip"|"pdf"|"csv", "framework", "start", "end", "hosts"?,
+  "csv_kind"?}``: queue a report (202 with the row; ``state``/``progress`` to poll); ``pdf``
+  is the audit report, ``zip`` the evidence package (every CSV and the PDF);
 - ``GET /api/v1/reports/``, ``/reports/{id}/``: state, progress, sha256, size, error;
 - ``GET /api/v1/reports/{id}/download/``: the file (attachment), through this authenticated
   view only (MEDIA_ROOT is never served); 409 until the report has succeeded;
@@ -38,8 +39,8 @@ from posture.models import DockerHost, Report, ReportState
 from posture.reports import csv as exports
 from posture.reports.package import verify_package
 
-#: Largest package accepted for verification (bytes): a package is CSV text, deflated.
-VERIFY_MAX_BYTES = getattr(settings, "POSTURE_VERIFY_MAX_BYTES", 512 * 1024 * 1024)
+#: What a report's download is served as.
+CONTENT_TYPES = {"zip": "application/zip", "pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
 
 
 class ReportSerializer(serializers.ModelSerializer):
@@ -62,7 +63,7 @@ class ReportSerializer(serializers.ModelSerializer):
 
 
 class ReportRequestSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["csv", "zip"])
+    kind = serializers.ChoiceField(choices=["csv", "pdf", "zip"])
     csv_kind = serializers.ChoiceField(choices=list(exports.KINDS), required=False, default="")
     framework = serializers.CharField(max_length=64)
     start = serializers.DateTimeField()
@@ -76,7 +77,7 @@ class VerifySerializer(serializers.Serializer):
 
 
 class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """Rendered exports of an audit period (CSV or evidence package)."""
+    """Rendered exports of an audit period (CSV, PDF report or evidence package)."""
 
     serializer_class = ReportSerializer
     permission_classes = [RolePermission]
@@ -106,7 +107,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         except (FileNotFoundError, ValueError):
             raise Http404(f"the file of report #{report.pk} is missing from storage") from None
         response = FileResponse(handle, as_attachment=True, filename=os.path.basename(report.file.name),
-                                content_type="application/zip" if report.kind == "zip" else "text/csv; charset=utf-8")
+                                content_type=CONTENT_TYPES.get(report.kind, "application/octet-stream"))
         response["X-Content-Type-Options"] = "nosniff"
         response["Cache-Control"] = "private, no-store"
         response["Digest"] = f"sha-256={report.sha256}"
@@ -120,9 +121,10 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        if length > VERIFY_MAX_BYTES + 64 * 1024:
+        limit = settings.POSTURE_VERIFY_MAX_BYTES  # largest package accepted (bytes)
+        if length > limit + 64 * 1024:
             raise drf_exceptions.ValidationError({"file": [f"the upload is {length} bytes; at most "
-                                                           f"{VERIFY_MAX_BYTES} are accepted"]})
+                                                           f"{limit} are accepted"]})
         ser = VerifySerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         result = verify_package(ser.validated_data["file"])

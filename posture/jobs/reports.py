@@ -1,5 +1,6 @@
 """Reports: requested (validated, a queued row), rendered by a worker (posture.render_report),
-stored under MEDIA_ROOT/reports/ with their sha256.
+stored under MEDIA_ROOT/reports/ with their sha256. Kinds: ``csv`` (one export), ``pdf`` (the
+audit report, posture/reports/pdf.py) and ``zip`` (the evidence package: every CSV and the PDF).
 
 Rendering claims the row with a conditional UPDATE (queued -> running), so a redelivered
 task never renders a report twice; the file is written beside its final name and renamed
@@ -22,7 +23,8 @@ from django.utils import timezone
 from posture.models import Report, ReportKind, ReportState
 from posture.models.audit import record
 from posture.reports import csv as exports
-from posture.reports.package import build_package
+from posture.reports import pdf
+from posture.reports.package import PDF_NAME, build_package
 
 log = logging.getLogger("posture.reports")
 
@@ -39,14 +41,12 @@ def spec_of(report: Report) -> exports.ExportSpec:
 def request_report(user, kind: str, framework: str, start: datetime, end: datetime,
                    hosts: list[str] | None = None, csv_kind: str = "") -> Report:
     """Validate and queue a report; the task is sent once the row is committed."""
-    if kind == ReportKind.PDF:
-        raise ReportRefused("PDF reports are not available yet: request kind csv or zip")
     if kind not in ReportKind.values:
-        raise ReportRefused(f"unknown kind {kind[:20]!r}; valid: csv, zip")
+        raise ReportRefused(f"unknown kind {kind[:20]!r}; valid: {', '.join(ReportKind.values)}")
     if kind == ReportKind.CSV and csv_kind not in exports.KINDS:
         raise ReportRefused(f"a CSV report needs csv_kind, one of: {', '.join(exports.KINDS)}")
-    if kind == ReportKind.ZIP and csv_kind:
-        raise ReportRefused("csv_kind is only for CSV reports (a package holds every CSV)")
+    if kind != ReportKind.CSV and csv_kind:
+        raise ReportRefused("csv_kind is only for CSV reports (a package holds every CSV and the PDF)")
     spec = exports.ExportSpec(framework, start, end, tuple(hosts) if hosts is not None else None)
     try:
         spec.check()
@@ -84,14 +84,20 @@ def render_report(report_id: int) -> str:
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as out:
+            by = report.requested_by.username if report.requested_by else ""
             if report.kind == ReportKind.CSV:
                 exports.write(report.csv_kind, spec, out,
                               progress=lambda n: _progress(report_id, 50, f"{report.csv_kind}: {n} rows"))
+            elif report.kind == ReportKind.PDF:
+                pdf.write(spec, out, generated_by=by, progress=lambda percent, note: _progress(report_id, percent, note))
             else:
-                kinds = list(exports.KINDS)
-                by = report.requested_by.username if report.requested_by else ""
-                build_package(spec, out, generated_by=by, progress=lambda kind, n: _progress(
-                    report_id, int(100 * kinds.index(kind) / len(kinds)), f"{kind}.csv: {n} rows"))
+                steps = [PDF_NAME, *exports.KINDS]
+
+                def package_progress(kind: str, n: int) -> None:
+                    note = PDF_NAME if kind == PDF_NAME else f"{kind}.csv: {n} rows"
+                    _progress(report_id, int(100 * steps.index(kind) / len(steps)), note)
+
+                build_package(spec, out, generated_by=by, progress=package_progress)
         sha, size = hashlib.sha256(), 0
         with open(partial, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 16), b""):

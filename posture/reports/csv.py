@@ -31,6 +31,7 @@ from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.exports import attestations_during, evidence_index, exceptions_during, scans_during
 from posture.queries.history import clip_period, failure_windows
 from posture.queries.rollups import host_rollups
+from posture.queries.scans import current_scans
 from posture.queries.verdicts import findings
 
 #: Rows fetched per round trip of the server-side cursor, and rows per yielded block.
@@ -130,9 +131,17 @@ def _controls(spec: ExportSpec) -> Iterator[Iterable[Any]]:
                    any(w.ongoing for w in row.windows))
 
 
+#: The findings export's row order: by host, check and resource. (The pages' default, worst
+#: status first, sorts on the exception and attestation subqueries: twice as slow.)
+FINDINGS_ORDER = ("host", "check", "resource")
+
+
 def _findings(spec: ExportSpec) -> Iterator[Iterable[Any]]:
     start, end = spec.period
-    rows = findings(spec.host_ids(), end, framework=spec.framework).values_list(
+    # The current scans' ids are read first: given as a subquery, PostgreSQL joins every
+    # scan's results before keeping the current ones (15x slower on a fleet's year).
+    scans = list(current_scans(spec.host_ids(), end).values_list("pk", flat=True))
+    rows = findings(scans=scans, at=end, framework=spec.framework, ordering=FINDINGS_ORDER).values_list(
         "host_name", "scan_id", "scanned_at", "check_id", "title", "severity", "resource_type", "resource",
         "status", "verdict", "exception_id", "attestation_id", "failing_since", "detail")
     return rows.iterator(chunk_size=CHUNK)

@@ -2,6 +2,8 @@
 
 Contents (all at the top level, so ``unzip`` then ``sha256sum -c SHA256SUMS`` works):
 
+- ``report.pdf``: the PDF audit report of the same framework, period and scope
+  (posture/reports/pdf.py);
 - one CSV per export kind (posture/reports/csv.py), each streamed into the zip;
 - ``manifest.json``: format, posture and scanner versions, framework (slug, name, version),
   period, scope (host names), generated at and by, every file's sha256, size and row count,
@@ -40,7 +42,8 @@ FORMAT = "posture-evidence-package-v1"
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 #: Names a package may hold; anything else (or a path) is reported, never extracted.
-ALLOWED = {MANIFEST, SUMS, "report.pdf", *(k.filename for k in exports.KINDS.values())}
+PDF_NAME = "report.pdf"
+ALLOWED = {MANIFEST, SUMS, PDF_NAME, *(k.filename for k in exports.KINDS.values())}
 
 
 def posture_version() -> str:
@@ -68,10 +71,18 @@ class _Hashing:
 
 def build_package(spec: exports.ExportSpec, out: IO[bytes], *, generated_by: str = "",
                   kinds: Iterable[str] | None = None, extra: dict[str, bytes] | None = None,
-                  progress: Callable[[str, int], None] | None = None) -> dict:
-    """Write the package to ``out`` (a binary file); return its manifest. ``extra``: more
-    files by name (the PDF, when a later step renders one). ``progress(kind, rows)``."""
+                  pdf: bool = True, progress: Callable[[str, int], None] | None = None) -> dict:
+    """Write the package to ``out`` (a binary file); return its manifest. ``pdf``: render the
+    PDF report (posture/reports/pdf.py) into it as ``report.pdf``; ``extra``: more files by
+    name. ``progress(kind, rows)``: each CSV's rows so far, then ``("report.pdf", 0)``."""
     spec.check()
+    extra = dict(extra or {})
+    if pdf and PDF_NAME not in extra:
+        from posture.reports import pdf as report_pdf
+
+        if progress:
+            progress(PDF_NAME, 0)
+        extra[PDF_NAME] = report_pdf.render(spec, generated_by=generated_by)
     start, end = spec.period
     framework = Framework.objects.get(slug=spec.framework)
     files: dict[str, dict] = {}
@@ -92,7 +103,7 @@ def build_package(spec: exports.ExportSpec, out: IO[bytes], *, generated_by: str
                     sink.write(chunk)
             files[name] = {"sha256": sink.sha.hexdigest(), "size": sink.size, "rows": rows,
                            "about": exports.KINDS[kind].about}
-        for name, data in (extra or {}).items():
+        for name, data in extra.items():
             zf.writestr(name, data)
             files[name] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
         manifest = {

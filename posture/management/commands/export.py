@@ -1,7 +1,8 @@
-"""manage.py export: a CSV or an evidence package of an audit period, for scripts.
+"""manage.py export: a CSV, the PDF report or an evidence package of an audit period, for scripts.
 
     manage.py export --framework cis-docker-1.8.0 --from 2026-01-01 --to 2026-04-01 \
-        [--hosts web1,web2] --format zip --out q1.zip
+        [--hosts web1,web2] --format zip --out q1.zip       (every CSV and report.pdf)
+    manage.py export ... --format pdf --out q1.pdf
     manage.py export ... --format csv --kind findings --out findings.csv   (--out - : stdout)
 
 Dates are ISO 8601 (a date alone is midnight in the server's time zone); ``--to`` is
@@ -17,18 +18,19 @@ from django.core.management.base import BaseCommand, CommandError
 
 from posture.filtersets import parse_moment
 from posture.reports import csv as exports
-from posture.reports.package import build_package
+from posture.reports import pdf
+from posture.reports.package import PDF_NAME, build_package
 
 
 class Command(BaseCommand):
-    help = "Export CSV evidence or a verifiable evidence package (zip) for a framework and period."
+    help = "Export CSV evidence, the PDF report or a verifiable evidence package (zip) for a framework and period."
 
     def add_arguments(self, parser):
         parser.add_argument("--framework", required=True, help="framework slug, e.g. cis-docker-1.8.0")
         parser.add_argument("--from", dest="start", required=True, help="period start (ISO 8601, inclusive)")
         parser.add_argument("--to", dest="end", required=True, help="period end (ISO 8601, exclusive)")
         parser.add_argument("--hosts", default=None, help="comma-separated host names (default: every host)")
-        parser.add_argument("--format", choices=["csv", "zip"], default="zip")
+        parser.add_argument("--format", choices=["csv", "pdf", "zip"], default="zip")
         parser.add_argument("--kind", choices=list(exports.KINDS), default=None, help="which CSV (--format csv)")
         parser.add_argument("--bom", action="store_true", help="start the CSV with a UTF-8 byte order mark")
         parser.add_argument("--out", required=True, help="output file ('-': stdout, CSV only)")
@@ -46,8 +48,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         if format == "csv" and kind is None:
             raise CommandError(f"--format csv needs --kind, one of: {', '.join(exports.KINDS)}")
-        if format == "zip" and (kind or out == "-"):
-            raise CommandError("--kind and --out - are for --format csv (a package holds every CSV)")
+        if format != "csv" and (kind or out == "-"):
+            raise CommandError(f"--kind and --out - are for --format csv (not {format})")
 
         def note(text: str) -> None:
             self.stderr.write(text)
@@ -62,9 +64,12 @@ class Command(BaseCommand):
             with open(partial, "wb") as handle:
                 if format == "csv":
                     exports.write(kind, spec, handle, bom=bom, progress=lambda n: note(f"{kind}: {n} rows"))
+                elif format == "pdf":
+                    pdf.write(spec, handle, generated_by="manage.py export",
+                              progress=lambda percent, text: note(f"report.pdf: {text}"))
                 else:
                     build_package(spec, handle, generated_by="manage.py export",
-                                  progress=lambda k, n: note(f"{k}.csv: {n} rows"))
+                                  progress=lambda k, n: note(k if k == PDF_NAME else f"{k}.csv: {n} rows"))
             partial.replace(target)
         except OSError as exc:
             partial.unlink(missing_ok=True)

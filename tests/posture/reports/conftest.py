@@ -22,6 +22,8 @@ D0 = timezone.make_aware(datetime(2026, 3, 2))
 DAY = timedelta(days=1)
 #: Every payload the exports must neutralise; the first is the failing (privileged) container.
 PAYLOADS = ["=cmd|' /C calc'!A0", "+1", "-1+1", "@SUM(1)", "\tinjected", "\rinjected"]
+#: A name that must show as text in HTML and PDF (the container after the payloads').
+MARKUP = "<script>alert(1)</script>"
 
 
 def day(n: float) -> datetime:
@@ -33,7 +35,7 @@ def hostile(kind: str) -> dict:
     snap = copy.deepcopy(variant(kind))
     priv = next(c for c in snap["containers"] if c["name"] == "rec-privileged")
     others = [c for c in snap["containers"] if c is not priv]
-    for container, name in zip([priv, *others], PAYLOADS, strict=False):
+    for container, name in zip([priv, *others], [*PAYLOADS, MARKUP], strict=False):
         container["name"] = name
     return snap
 

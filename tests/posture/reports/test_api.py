@@ -60,7 +60,8 @@ def test_it_lets_an_auditor_request_poll_and_download_a_report(period, auditor, 
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"kind": "pdf"}, "kind"),
+    ({"kind": "docx"}, "kind"),
+    ({"kind": "pdf", "csv_kind": "findings"}, "csv_kind is only for CSV reports"),
     ({"kind": "csv"}, "a CSV report needs csv_kind"),
     ({"framework": "nope"}, "unknown framework 'nope'"),
     ({"hosts": ["ghost"]}, "no host named 'ghost'"),
@@ -77,7 +78,7 @@ def test_it_verifies_an_uploaded_package_and_names_the_tampered_file(period, aud
     data = package(period)
     client = as_user(auditor)
     ok = client.post("/api/v1/reports/verify/", {"file": io.BytesIO(data)}, format="multipart")
-    assert ok.status_code == 200 and ok.json() == {"ok": True, "problems": [], "files": 7, "hosts": 1}
+    assert ok.status_code == 200 and ok.json() == {"ok": True, "problems": [], "files": 8, "hosts": 1}
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
         for info in src.infolist():

@@ -45,8 +45,8 @@ def test_it_round_trips_every_export_with_the_query_layers_rows(period):
         assert all(len(r) == len(export.header) for r in rows), kind
 
     found = parsed("findings", spec)[1:]
-    expected = findings([host.pk], period["end"], framework=CIS).values_list("scan_id", "check_id", "resource",
-                                                                             "verdict", "detail")
+    expected = findings([host.pk], period["end"], framework=CIS, ordering=exports.FINDINGS_ORDER).values_list(
+        "scan_id", "check_id", "resource", "verdict", "detail")
     assert [(int(r[1]), r[3], plain(r[7]), r[9], plain(r[13])) for r in found] == list(expected)
     assert len(found) > 50
 

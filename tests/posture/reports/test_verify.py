@@ -44,7 +44,7 @@ def test_it_finds_an_untouched_history_intact(rendered):
     assert (code, err) == (0, "") and "audit1: 5 scans intact" in out and "reports: 1 of 1 intact" in out
     assert verify("--host", "audit1")[0] == 0
     code, out, err = verify("--export", str(rendered.file.path))
-    assert code == 0 and "intact (7 files, 1 chain heads match the database)" in out
+    assert code == 0 and "intact (8 files, 1 chain heads match the database)" in out
 
 
 def test_it_names_a_tampered_evidence_row(period):
