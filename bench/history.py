@@ -211,8 +211,15 @@ def host_day_bytes(server: str, cache: str, spec) -> None:
 
 # --- queries -----------------------------------------------------------------------------------
 
-def measure(fn: Callable[[], object], runs: int) -> tuple[float, float, int]:
-    """(p50 ms, p95 ms, queries of one run); the first run warms caches and is not timed."""
+def _p95(values: list[float]) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, round(0.95 * len(values)) - 1))]
+
+
+def measure(fn: Callable[[], object], runs: int, *, database: list[float] | None = None) -> tuple[float, float, int]:
+    """(p50 ms, p95 ms, queries of one run); the first run warms caches and is not timed.
+    ``database``, when given, receives each run's time inside the database (the sum of its
+    queries' times as Django measures them: the issue's "at the database layer")."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -220,12 +227,13 @@ def measure(fn: Callable[[], object], runs: int) -> tuple[float, float, int]:
         fn()
     times = []
     for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    times.sort()
-    p95 = times[min(len(times) - 1, max(0, round(0.95 * len(times)) - 1))]
-    return statistics.median(times), p95, len(captured)
+        with CaptureQueriesContext(connection) as run:
+            t0 = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t0) * 1000)
+        if database is not None:
+            database.append(sum(float(q["time"]) for q in run.captured_queries) * 1000)
+    return statistics.median(times), _p95(times), len(captured)
 
 
 def queries(spec, runs: int) -> list[tuple[str, Callable[[], object]]]:
@@ -295,11 +303,13 @@ def queries(spec, runs: int) -> list[tuple[str, Callable[[], object]]]:
 
 
 def print_queries(spec, runs: int) -> None:
-    print(f"4. queries (p50 / p95 over {runs} runs, queries per run):   target p95 < 100 ms "
+    print(f"4. queries (p50 / p95 over {runs} runs, whole call and inside the database; queries per run):   "
+          f"target p95 < 100 ms at the database layer "
           "(operating effectiveness 365 d < 2 s)")
     for label, fn in queries(spec, runs):
         try:
-            p50, p95, count = measure(fn, runs)
+            in_db: list[float] = []
+            p50, p95, count = measure(fn, runs, database=in_db)
         except NOT_YET as exc:
             print(f"   {label:55} not available yet ({type(exc).__name__}: {exc})")
             continue
@@ -309,7 +319,8 @@ def print_queries(spec, runs: int) -> None:
 
             connection.close()
             continue
-        print(f"   {label:55} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {count:3d} queries")
+        print(f"   {label:55} p50 {p50:8.1f} ms  p95 {p95:8.1f} ms  {count:3d} queries"
+              f"   database p50 {statistics.median(in_db):7.1f} ms  p95 {_p95(in_db):7.1f} ms")
 
 
 def add_spec_arguments(parser: argparse.ArgumentParser) -> None:
