@@ -35,7 +35,7 @@ DATE_FORMAT = "%Y-%m-%d"
 #: What each kind holds, shown beside its choice.
 KIND_HELP = {
     ReportKind.CSV: "one CSV export (choose which below): UTF-8, one row per item, formula cells neutralised",
-    ReportKind.ZIP: "every CSV, with manifest.json: the sha256 of each file and each host's chain head, "
+    ReportKind.ZIP: "the PDF report and every CSV, with manifest.json: the sha256 of each file and each host's chain head, "
                     "checkable offline with sha256sum and against posture",
     ReportKind.PDF: "the auditor's report: scope, method, summary and trend, operating effectiveness per control, "
                     "the population of scans, the evidence manifest",
