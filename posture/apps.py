@@ -18,6 +18,15 @@ def _ensure_role_groups(sender, **kwargs) -> None:
         Group.objects.get_or_create(name=name)
 
 
+def _ensure_current_state(sender, **kwargs) -> None:
+    """The read model of posture now is in step after every migrate (and flush): a missing
+    state (a flushed database, a catalog whose severities changed) is rebuilt here, set-based,
+    and a stale one re-applied, rather than by the first page someone opens."""
+    from posture.jobs import current
+
+    current.ensure_state()
+
+
 class PostureConfig(AppConfig):
     name = "posture"
     verbose_name = "posture"
@@ -27,3 +36,5 @@ class PostureConfig(AppConfig):
         # Catalogs are data files: every migrate leaves the database in step with them.
         post_migrate.connect(_load_catalogs, sender=self, dispatch_uid="posture-load-catalogs")
         post_migrate.connect(_ensure_role_groups, sender=self, dispatch_uid="posture-role-groups")
+        # After the catalogs (a severity change drops the read model's state): rebuild it now.
+        post_migrate.connect(_ensure_current_state, sender=self, dispatch_uid="posture-current-state")

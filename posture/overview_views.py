@@ -172,7 +172,7 @@ def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, 
     return rows
 
 
-def failing_by_severity(hosts, at: datetime, links: Links) -> list[tuple[str, int, str]]:
+def failing_by_severity(hosts, at: datetime | None, links: Links) -> list[tuple[str, int, str]]:
     """(severity, failing results, findings link) worst first: one GROUP BY over the
     findings after exceptions (an excepted failure is not failing)."""
     grouped = summary.failing_by_severity(hosts, at)
@@ -224,14 +224,15 @@ def overview(request: HttpRequest) -> HttpResponse:
     links = Links(at, days)
     hosts = fleet_at(at)
 
-    per_host = host_rollups(SLUGS, hosts, moment)
+    # ``at`` None reads posture now from its read model; a moment, the stored results.
+    per_host = host_rollups(SLUGS, hosts, at)
     # The fleet's figures are the hosts' summed (no query); with no host scanned by then,
     # ``rollups`` still lists each framework's controls (not assessed).
-    fleet = {slug: fleet_of(per_host, slug) for slug in SLUGS} if per_host else rollups(SLUGS, hosts, moment)
+    fleet = {slug: fleet_of(per_host, slug) for slug in SLUGS} if per_host else rollups(SLUGS, hosts, at)
     scores = [FrameworkScore(slug, label, fleet[slug], percent(fleet[slug].score), percent(fleet[slug].coverage),
                              links.findings(framework=slug, status="fail")) for slug, label in FRAMEWORKS]
     rows = host_rows(hosts, at, moment, per_host, links)
-    severities = failing_by_severity(hosts, moment, links)
+    severities = failing_by_severity(hosts, at, links)
     table, chart = trend(hosts, timezone.localdate(moment), days)
     gaps: list[Gap] = collection_gaps((moment - timedelta(days=GAP_DAYS), moment), hosts)
     names = {r.host.pk: r.host for r in rows}

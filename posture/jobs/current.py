@@ -4,7 +4,7 @@
   host's rows become its current scan's results (``posture.queries.scans.current_scan``, the
   one definition): rows of results that left are deleted, rows of results that arrived are
   inserted, and nothing else is written, so an unchanged host-day costs one small update.
-- ``ensure_fresh()``: called by every read of the model. Three small queries compare the
+- ``ensure_fresh()``: called by every read of the model. One query (PostgreSQL) compares the
   exceptions and attestations (a digest of every row that can apply) and the clock with what
   was applied;
   when either moved (an approval, a revocation, an expiry, a new attestation), the rows of the
@@ -123,8 +123,28 @@ def _next_change(at: datetime) -> datetime | None:
     return min(moments) if moments else None
 
 
+def _column_list(columns: tuple[str, ...]) -> str:
+    return ", ".join(f"coalesce({c}::text, '~')" for c in columns)
+
+
+#: PostgreSQL computes the digest itself, in the same query as the state row (one query per
+#: read); other databases (the embedded SQLite) hash the rows in Python (two more queries).
+_PG_DIGEST = (
+    "md5(coalesce((SELECT string_agg(concat_ws('|', {e}), ',' ORDER BY id) FROM posture_controlexception "
+    "WHERE state IN ('approved', 'revoked')), '') || '#' || "
+    "coalesce((SELECT string_agg(concat_ws('|', {a}), ',' ORDER BY id) FROM posture_attestation), ''))"
+).format(e=_column_list(("id", "state", "check_id", "host_id", "resource_regex", "decided_at", "expires_at",
+                         "revoked_at")),
+         a=_column_list(("id", "check_id", "host_id", "attested_at", "valid_until")))
+
+
 def _digest() -> str:
-    """Two small queries (the exceptions that can apply, every attestation), hashed."""
+    """A digest of every exception and attestation column that decides whether, where and
+    when one applies: any change to one of them changes it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT {_PG_DIGEST}")
+            return cur.fetchone()[0]
     h = hashlib.md5(usedforsecurity=False)
     for rows in (ControlException.objects.filter(state__in=["approved", "revoked"]).order_by("pk")
                  .values_list(*_EXCEPTION_COLUMNS),
@@ -132,6 +152,17 @@ def _digest() -> str:
         h.update(repr(list(rows)).encode())
         h.update(b"#")
     return h.hexdigest()
+
+
+def _state() -> tuple[datetime, datetime | None, str, str] | None:
+    """(applied_at, valid_until, digest applied, digest now), or None without a state row."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cur:
+            cur.execute(f"SELECT applied_at, valid_until, digest, {_PG_DIGEST} FROM {CurrentState._meta.db_table} "
+                        "WHERE id = 1")
+            return cur.fetchone()
+    row = CurrentState.objects.filter(pk=1).values_list("applied_at", "valid_until", "digest").first()
+    return None if row is None else (*row, _digest())
 
 
 def refresh(at: datetime | None = None, *, digest: str | None = None) -> None:
@@ -198,17 +229,24 @@ def invalidate() -> None:
 
 
 def ensure_fresh() -> datetime:
-    """Bring the exceptions applied up to date for a read now (one query when nothing moved);
-    returns the moment the rows hold for."""
+    """Bring the exceptions applied up to date for a read now (one query on PostgreSQL when
+    nothing moved); returns the moment the rows hold for."""
     now = timezone.now()
-    row = CurrentState.objects.filter(pk=1).values_list("applied_at", "valid_until", "digest").first()
-    if row is None:
+    state = _state()
+    if state is None:
         rebuild(now)
         return now
-    applied_at, valid_until, held = row
-    digest = _digest()
+    applied_at, valid_until, held, digest = state
     if held != digest or (valid_until is not None and valid_until <= now):
         refresh(now, digest=digest)
         return now
     return applied_at
 
+
+def ensure_state() -> None:
+    """After a migrate or flush: rebuild a missing state, re-apply a stale one (post_migrate)."""
+    state = _state()
+    if state is None:
+        rebuild()
+    elif state[2] != state[3]:
+        refresh(digest=state[3])

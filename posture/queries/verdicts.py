@@ -118,6 +118,8 @@ class AnyOf(Func):
         column, column_params = compiler.compile(self.source_expressions[0])
         values, values_params = compiler.compile(self.source_expressions[1])
         values = values if values.startswith("(") else f"({values})"
+        if connection.vendor != "postgresql":  # the embedded SQLite: a plain IN plans well there
+            return f"{column} IN {values}", (*column_params, *values_params)
         return f"{column} = ANY(ARRAY{values})", (*column_params, *values_params)
 
 
