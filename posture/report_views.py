@@ -15,12 +15,11 @@ every action is a form or a link, and a reload shows the latest state."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
@@ -29,15 +28,13 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from posture.api.filters import strict_filterset
 from posture.filtersets import ReportFilterSet
 from posture.jobs.integrity import record_report_verification
-from posture.jobs.reports import ReportRefused, request_report
-from posture.models import Report, ReportKind, ReportState
+from posture.jobs.reports import ReportRefused, report_file_response, request_report
+from posture.models import Report, ReportState
 from posture.queries import reports as queries
 from posture.report_forms import PERIOD_DAYS, ReportRequestForm, presets, today
 from posture.views import PAGE_SIZE, reader_required
 
 #: Content types of the files, by kind (as the API's download).
-CONTENT_TYPES = {ReportKind.CSV: "text/csv; charset=utf-8", ReportKind.ZIP: "application/zip",
-                 ReportKind.PDF: "application/pdf"}
 FINISHED = (ReportState.SUCCEEDED, ReportState.FAILED)
 
 
@@ -120,16 +117,7 @@ def report_download(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, f"Report #{report.pk} is {report.get_state_display().lower()}: "
                                 "it can be downloaded once it has succeeded.")
         return redirect(reverse("reports-page") + f"#report-{report.pk}")
-    try:
-        handle = report.file.open("rb")
-    except (FileNotFoundError, ValueError):
-        raise Http404(f"the file of report #{report.pk} is missing from storage") from None
-    response = FileResponse(handle, as_attachment=True, filename=os.path.basename(report.file.name),
-                            content_type=CONTENT_TYPES.get(report.kind, "application/octet-stream"))
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, no-store"
-    response["Digest"] = f"sha-256={report.sha256}"
-    return response
+    return report_file_response(report)
 
 
 @reader_required

@@ -16,10 +16,7 @@ posture/api/permissions.py."""
 
 from __future__ import annotations
 
-import os
-
 from django.conf import settings
-from django.http import FileResponse, Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -34,15 +31,13 @@ from posture.api.permissions import RolePermission
 from posture.api.views import _JSONErrorsOnly
 from posture.jobs.hosts import host_named
 from posture.jobs.integrity import verify_host, verify_reports
-from posture.jobs.reports import ReportRefused, request_report
+from posture.jobs.reports import ReportRefused, report_file_response, request_report
 from posture.models import DockerHost, Report, ReportState
 from posture.reports import csv as exports
 from posture.reports.package import verify_package
 
+
 #: What a report's download is served as.
-CONTENT_TYPES = {"zip": "application/zip", "pdf": "application/pdf", "csv": "text/csv; charset=utf-8"}
-
-
 class ReportSerializer(serializers.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     download = serializers.SerializerMethodField()
@@ -102,16 +97,7 @@ class ReportViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         report = self.get_object()
         if report.state != ReportState.SUCCEEDED:
             raise Conflict(f"report #{report.pk} is {report.state}: it can be downloaded once it has succeeded")
-        try:
-            handle = report.file.open("rb")
-        except (FileNotFoundError, ValueError):
-            raise Http404(f"the file of report #{report.pk} is missing from storage") from None
-        response = FileResponse(handle, as_attachment=True, filename=os.path.basename(report.file.name),
-                                content_type=CONTENT_TYPES.get(report.kind, "application/octet-stream"))
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, no-store"
-        response["Digest"] = f"sha-256={report.sha256}"
-        return response
+        return report_file_response(report)
 
     @extend_schema(request={"multipart/form-data": VerifySerializer}, responses={200: OpenApiTypes.OBJECT})
     @action(detail=False, methods=["post"], url_path="verify", url_name="verify", parser_classes=[MultiPartParser])

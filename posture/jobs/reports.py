@@ -116,3 +116,26 @@ def render_report(report_id: int) -> str:
                                                    progress=100, progress_note="", file=str(relative),
                                                    sha256=sha.hexdigest(), size=size)
     return ReportState.SUCCEEDED
+
+
+#: What a report's file is served as.
+CONTENT_TYPES = {ReportKind.CSV: "text/csv; charset=utf-8", ReportKind.ZIP: "application/zip",
+                 ReportKind.PDF: "application/pdf"}
+
+
+def report_file_response(report: Report):
+    """A succeeded report's file as an attachment read from storage (MEDIA_ROOT is served by no
+    URL), with its sha256 as ``Digest``; ``Http404`` when the file is missing. The page and the
+    API both answer with it."""
+    from django.http import FileResponse, Http404
+
+    try:
+        handle = report.file.open("rb")
+    except (FileNotFoundError, ValueError):
+        raise Http404(f"the file of report #{report.pk} is missing from storage") from None
+    response = FileResponse(handle, as_attachment=True, filename=os.path.basename(report.file.name),
+                            content_type=CONTENT_TYPES.get(report.kind, "application/octet-stream"))
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-store"
+    response["Digest"] = f"sha-256={report.sha256}"
+    return response
