@@ -28,7 +28,7 @@ from posture.host_views import is_overdue
 from posture.models import DockerHost, ScanRun
 from posture.queries import summary
 from posture.queries.history import Gap, collection_gaps
-from posture.queries.rollups import FrameworkRollup, fleet_of, host_rollups, rollups
+from posture.queries.rollups import Counts, FrameworkRollup, coverage, fleet_and_hosts, score
 from posture.queries.scans import current_scan_id, last_finished_scan_id, recent_scans
 from posture.queries.summary import fleet_at
 from posture.queries.trends import TrendPoint, fleet_trend, last_days
@@ -148,7 +148,7 @@ class Links:
         return "/" + ("?" + urlencode(params) if params else "")
 
 
-def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, dict[str, FrameworkRollup]],
+def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, dict[str, Counts]],
               links: Links) -> list[HostRow]:
     """Each host with its current and last finished scan at ``at`` (two queries) and its
     scores. A host registered after ``at`` with no scan by then is left out."""
@@ -164,7 +164,7 @@ def host_rows(hosts, at: datetime | None, moment: datetime, per_host: dict[int, 
             continue
         failure = finished if finished is not None and finished.state != ScanState.SUCCEEDED else None
         mine = per_host.get(h.pk, {})
-        cells = [(label, percent(mine[s].score), percent(mine[s].coverage)) if s in mine else (label, "–", "–")
+        cells = [(label, percent(score(mine[s])), percent(coverage(mine[s]))) if s in mine else (label, "–", "–")
                  for s, label in FRAMEWORKS]
         rows.append(HostRow(h, current, failure, is_overdue(h, current, moment), cells,
                             links.findings(status="fail", host=h.pk), links.host(h.pk),
@@ -224,11 +224,9 @@ def overview(request: HttpRequest) -> HttpResponse:
     links = Links(at, days)
     hosts = fleet_at(at)
 
-    # ``at`` None reads posture now from its read model; a moment, the stored results.
-    per_host = host_rollups(SLUGS, hosts, at)
-    # The fleet's figures are the hosts' summed (no query); with no host scanned by then,
-    # ``rollups`` still lists each framework's controls (not assessed).
-    fleet = {slug: fleet_of(per_host, slug) for slug in SLUGS} if per_host else rollups(SLUGS, hosts, at)
+    # ``at`` None reads posture now from its read model; a moment, the stored results. The
+    # fleet's rollups and each host's tallies come from one computation.
+    fleet, per_host = fleet_and_hosts(SLUGS, hosts, at)
     scores = [FrameworkScore(slug, label, fleet[slug], percent(fleet[slug].score), percent(fleet[slug].coverage),
                              links.findings(framework=slug, status="fail")) for slug, label in FRAMEWORKS]
     rows = host_rows(hosts, at, moment, per_host, links)

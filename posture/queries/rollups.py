@@ -39,7 +39,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
@@ -341,15 +341,16 @@ def host_tallies(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[
     per control: the same four queries, a fraction of the Python (a page of hosts with their
     scores needs no more)."""
     at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
-    out: dict[int, dict[str, Counts]] = {}
-    for host_id, per_framework in adjusted.values():
-        out[host_id] = {}
-        for f in frameworks:
-            counts, tally = per_framework[f], defaultdict(int)
-            for c in controls[f]:
-                tally[control_status(counts.get(c.ref))] += 1
-            out[host_id][f] = dict(tally)
-    return out
+    return {host_id: {f: _tally(controls[f], per_framework[f]) for f in frameworks}
+            for host_id, per_framework in adjusted.values()}
+
+
+def _tally(controls: list[_Control], counts: dict[str, Counts]) -> Counts:
+    """One host's controls per status."""
+    tally: Counts = defaultdict(int)
+    for c in controls:
+        tally[control_status(counts.get(c.ref))] += 1
+    return dict(tally)
 
 
 def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
@@ -360,29 +361,12 @@ def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | Non
 
 
 
-def fleet_of(per_host: Mapping[int, Mapping[str, FrameworkRollup]], framework: str) -> FrameworkRollup | None:
-    """The fleet-wide rollup of ``framework`` summed from ``host_rollups``' answer, with no
-    query: equal to ``rollups`` of the same hosts, moment and scans (one scan per host). Each
-    host's counts are already adjusted for the exceptions in force on that host (one for
-    every host matches each host's rows), so the fleet's counts, worst status, hosts per
-    status and pair tally are sums over hosts. None when no host has a rollup (no current
-    scan): ``rollups`` then still lists the framework's controls, not assessed."""
-    per_framework = [rolled[framework] for rolled in per_host.values()]
-    if not per_framework:
-        return None
-    first = per_framework[0]
-    rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)
-    for i, control in enumerate(first.controls):
-        summed: Counts = defaultdict(int)
-        hosts: Counts = defaultdict(int)
-        for rolled in per_framework:
-            mine = rolled.controls[i]  # every host's rollup lists the framework's controls in one order
-            for s, n in mine.counts.items():
-                summed[s] += n
-            hosts[mine.status] += 1
-            pair_tally[mine.status] += 1
-        status = control_status(summed)
-        tally[status] += 1
-        rows.append(replace(control, status=status, counts={s: summed[s] for s in STATUS_ORDER if summed.get(s)},
-                            hosts={s: hosts[s] for s in STATUS_ORDER if hosts.get(s)}))
-    return FrameworkRollup(framework, first.at, rows, len(per_framework), dict(tally), dict(pair_tally))
+def fleet_and_hosts(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
+                    at: datetime | None = None) -> tuple[dict[str, FrameworkRollup], dict[int, dict[str, Counts]]]:
+    """The fleet's rollups (as ``rollups``) and each host's controls per status (as
+    ``host_tallies``) from one computation: the overview's figures, without building a row
+    per control for every host."""
+    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, None)
+    fleet = {f: _rollup(f, at, controls[f], (a[f] for _, a in adjusted.values())) for f in frameworks}
+    return fleet, {host_id: {f: _tally(controls[f], per_framework[f]) for f in frameworks}
+                   for host_id, per_framework in adjusted.values()}

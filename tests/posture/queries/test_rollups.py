@@ -11,7 +11,15 @@ import pytest
 from posture.jobs.evaluate import check_controls
 from posture.jobs.history import day_of, rebuild_history
 from posture.models import Attestation, Control, DailyPosture, DockerHost
-from posture.queries.rollups import control_status, coverage, fleet_of, host_rollups, rollup, rollups, score
+from posture.queries.rollups import (
+    control_status,
+    coverage,
+    fleet_and_hosts,
+    host_rollups,
+    rollup,
+    rollups,
+    score,
+)
 from posture.queries.verdicts import findings
 from tests.posture.conftest import SNAPSHOT
 from tests.posture.queries.test_verdicts import DAY, PIDS, PRIV, T0, exception, scan_at, without
@@ -134,20 +142,21 @@ def test_it_agrees_with_the_daily_posture_written_at_evaluation(fleet):
             framework__slug=row.framework).count()
 
 
-def test_it_sums_the_fleet_from_the_hosts_rollups_exactly(fleet):
-    """``fleet_of`` (the overview's fleet figures, without a query) equals ``rollups`` of the
-    same fleet and moment, with exceptions for one host and for every host (each host's
-    rows matched on their own) and an attestation for every host in force."""
+def test_the_overview_reads_the_fleet_and_each_hosts_tally_from_one_computation(fleet):
+    """``fleet_and_hosts`` (the overview's figures) equals ``rollups`` and ``host_rollups``'
+    tallies of the same fleet and moment, with exceptions for one host and for every host and
+    an attestation for every host in force; with no host scanned the controls are listed."""
     exception(PRIV, "rec-priv*", fleet[0], approved=T0 - DAY)
     exception(PIDS, "rec-s*", None, approved=T0 - DAY)
     Attestation.objects.create(check_id="manual.host_os_hardened", statement="ok", attested_at=T0 - DAY,
                                valid_until=T0 + 9 * DAY)
-    per_host = host_rollups(FRAMEWORKS, at=T0 + DAY)
-    whole = rollups(FRAMEWORKS, at=T0 + DAY)
-    for framework in FRAMEWORKS:
-        assert fleet_of(per_host, framework) == whole[framework]
+    whole, tallies = fleet_and_hosts(FRAMEWORKS, at=T0 + DAY)
+    assert whole == rollups(FRAMEWORKS, at=T0 + DAY)
+    assert tallies == {h: {f: r.tally for f, r in per.items()}
+                       for h, per in host_rollups(FRAMEWORKS, at=T0 + DAY).items()}
     assert whole["cis-docker-1.8.0"].by_ref["5.29"].counts.get("excepted", 0) >= 2  # on alpha and gamma
-    assert fleet_of({}, "soc2-2017") is None
+    before, none = fleet_and_hosts(["soc2-2017"], at=T0 - 9 * DAY)
+    assert none == {} and before["soc2-2017"].controls and before["soc2-2017"].hosts == 0
 
 
 def test_it_rolls_up_given_scans_instead_of_current_ones(fleet):
