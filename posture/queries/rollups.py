@@ -276,16 +276,18 @@ def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
     return at, frameworks, controls, adjusted
 
 
-def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: Iterable[dict[str, Counts]]
-            ) -> FrameworkRollup:
+def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: Iterable[dict[str, Counts]],
+            tallies: list[Counts] | None = None) -> FrameworkRollup:
+    """The fleet's rollup of ``per_host`` counts; ``tallies`` (one dict per host, in order)
+    receive each host's controls per status on the way."""
     per_host = list(per_host)
-    if len(per_host) == 1:  # one host (host_rollups): its counts are the control's, as they are
+    if len(per_host) == 1 and tallies is None:  # one host (host_rollups): its counts, as they are
         return _one_host(framework, at, controls, per_host[0])
     rows, tally, pair_tally = [], defaultdict(int), defaultdict(int)
     for c in controls:
         summed: Counts = defaultdict(int)
         hosts: Counts = defaultdict(int)
-        for counts in per_host:
+        for i, counts in enumerate(per_host):
             mine = counts.get(c.ref)
             if mine:
                 for s, n in mine.items():
@@ -293,6 +295,8 @@ def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: It
             status = control_status(mine)
             hosts[status] += 1
             pair_tally[status] += 1
+            if tallies is not None:
+                tallies[i][status] = tallies[i].get(status, 0) + 1
         status = control_status(summed)
         tally[status] += 1
         rows.append(ControlRollup(framework, c.ref, c.pk, c.title, c.section, c.assess, c.supportable, status,
@@ -367,6 +371,12 @@ def fleet_and_hosts(frameworks: Sequence[str], hosts: Iterable[HostRef] | QueryS
     ``host_tallies``) from one computation: the overview's figures, without building a row
     per control for every host."""
     at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, None)
-    fleet = {f: _rollup(f, at, controls[f], (a[f] for _, a in adjusted.values())) for f in frameworks}
-    return fleet, {host_id: {f: _tally(controls[f], per_framework[f]) for f in frameworks}
-                   for host_id, per_framework in adjusted.values()}
+    host_ids = [host_id for host_id, _ in adjusted.values()]
+    per_host: dict[int, dict[str, Counts]] = {h: {} for h in host_ids}
+    fleet = {}
+    for f in frameworks:
+        tallies: list[Counts] = [{} for _ in host_ids]
+        fleet[f] = _rollup(f, at, controls[f], [a[f] for _, a in adjusted.values()], tallies)
+        for host_id, t in zip(host_ids, tallies, strict=True):
+            per_host[host_id][f] = t
+    return fleet, per_host
