@@ -243,3 +243,21 @@ def filter_parameters(filterset_class, exclude: tuple[str, ...] = ()) -> list[Op
     itself (DRF's filter backend would apply it to the action's own queryset)."""
     return [OpenApiParameter(name, str, description=str(f.extra.get("help_text") or f.label or ""))
             for name, f in filterset_class.base_filters.items() if name not in exclude]
+
+
+class ConnectionReportSerializer(serializers.Serializer):
+    """What a connection test found (``posture.jobs.connection.ConnectionReport``)."""
+
+    ok = serializers.BooleanField()
+    url = serializers.CharField()
+    seconds = serializers.FloatField()
+    api_version = serializers.CharField(help_text="the API version posture negotiated")
+    server_api_version = serializers.CharField(help_text="the newest API version the daemon offers")
+    server_version = serializers.CharField()
+    os = serializers.CharField()
+    containers = serializers.IntegerField(allow_null=True)
+    images = serializers.IntegerField(allow_null=True)
+    error_kind = serializers.CharField(help_text="configuration, tls, unreachable, not_docker, timeout, too_large, "
+                                                 "malformed, lost, failed or internal; empty when ok")
+    error = serializers.CharField()
+    hint = serializers.CharField()

@@ -24,6 +24,7 @@ from posture.api.permissions import RolePermission
 from posture.api.serializers import (
     AttestationSerializer,
     AuditEventSerializer,
+    ConnectionReportSerializer,
     ControlExceptionSerializer,
     ControlRollupSerializer,
     ControlSerializer,
@@ -46,6 +47,7 @@ from posture.filtersets import (
     parse_moment,
 )
 from posture.jobs import exceptions as exception_jobs
+from posture.jobs.connection import check_connection
 from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
@@ -109,6 +111,15 @@ class DockerHostViewSet(viewsets.ModelViewSet):
         """Take the host out of service, keeping its history (what DELETE does)."""
         host, _ = archive_host(self.get_object(), actor=request.user)
         return self._answer(host)
+
+    @extend_schema(request=None, responses=ConnectionReportSerializer)
+    @action(detail=True, methods=["post"], url_path="test", url_name="test")
+    def test(self, request, pk=None):
+        """Connect to the saved host as a scan would (`/version` and `/info`, at most 10 s) and
+        report: `ok` with the daemon's facts, or `error_kind`, `error` and a `hint`. Always 200
+        for a host's failure; writes nothing (no scan, no evidence, no audit event). It runs in
+        the web process, which may not reach what the workers reach."""
+        return Response(ConnectionReportSerializer(check_connection(self.get_object().host_config())).data)
 
     @extend_schema(request=None, responses=DockerHostSerializer)
     @action(detail=True, methods=["post"])

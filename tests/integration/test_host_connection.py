@@ -131,3 +131,23 @@ def test_it_ends_within_its_deadline_when_the_peer_never_answers(settings):
         server.close()
     assert report.ok is False and report.error_kind == "timeout", report
     assert elapsed < 10  # POSTURE_DOCKER_TIMEOUT=2 caps the test; generous bound
+
+
+def test_the_api_tests_a_saved_hosts_connection_and_writes_nothing(dockerd):
+    """``POST /api/v1/hosts/{id or name}/test/``: the same report for a saved host, operators
+    and admins only; a host that does not answer is a 200 saying why, not an error."""
+    from rest_framework.test import APIClient
+
+    live = DockerHost.objects.create(name="live", url=dockerd.url)
+    dead = DockerHost.objects.create(name="dead", url="unix:///nonexistent/docker.sock")
+    api = APIClient()
+    api.force_authenticate(member("olive", "operator"))
+    report = api.post("/api/v1/hosts/live/test/").json()
+    assert report["ok"] is True and report["server_version"] == daemon_version(dockerd.url)["Version"]
+    failed = api.post(f"/api/v1/hosts/{dead.pk}/test/")
+    assert failed.status_code == 200 and failed.json()["ok"] is False
+    assert failed.json()["error_kind"] == "unreachable" and failed.json()["hint"]
+    assert not ScanRun.objects.exists() and not AuditEvent.objects.exists() and live.pk
+    api.force_authenticate(member("audrey", "auditor"))
+    refused = api.post("/api/v1/hosts/live/test/")
+    assert refused.status_code == 403 and "operator" in refused.json()["error"]["message"]

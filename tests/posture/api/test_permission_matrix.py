@@ -88,6 +88,7 @@ EXPECTATIONS: dict[str, Expect] = {
     "hosts_destroy": Expect(OPERATE, ref=_host),
     "hosts_archive_create": Expect(OPERATE, ref=_host),
     "hosts_unarchive_create": Expect(OPERATE, ref=_host),
+    "hosts_test_create": Expect(OPERATE, ref=_host),
     "scans_list": Expect(READ),
     "scans_create": Expect(OPERATE, 201, body=lambda w: {"host": w.host.name}),
     "scans_retrieve": Expect(READ, ref=_scan),
