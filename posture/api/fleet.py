@@ -36,7 +36,7 @@ from posture.models import Framework
 from posture.queries import catalog as catalog_queries
 from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
-from posture.queries.rollups import host_tallies, rollups
+from posture.queries.rollups import fleet_and_hosts
 from posture.queries.scores import ASSESSED, coverage, score
 from posture.queries.summary import current_scan_ids, failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
@@ -170,13 +170,15 @@ class PostureViewSet(_Listing):
         hosts = fleet_hosts(at, host_rows(data.get("host")))
         # Now: the read model (hosts, no moment); at a moment: the stored results of its scans.
         scans = current_scan_ids(hosts, at) if at is not None else None
-        fleet = rollups(frameworks, hosts if scans is None else None, at, scans=scans)
+        # The fleet's rollups and every host's tallies from one computation (the page's hosts
+        # are among them).
+        fleet, tallies = fleet_and_hosts(frameworks, hosts if scans is None else None, at, scans=scans)
         failures = failing(hosts if scans is None else None, at, scans=scans)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f].pair_tally),
                     "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))
         ids = [h.pk for h in page]
-        per_host = host_tallies(frameworks, ids, at) if ids else {}
+        per_host = {h: tallies[h] for h in ids if h in tallies}
         rows = [{"id": h.pk, "name": h.name, "scan": h.current_scan_id, "scanned_at": h.scanned_at,
                  "failing": _severities(failures.by_severity(framework=data.get("framework"), host=h.pk)),
                  "frameworks": [{"framework": f, "score": score(t), "coverage": coverage(t), "controls": t,

@@ -337,18 +337,6 @@ def host_rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[
             for host_id, a in adjusted.values()}
 
 
-def host_tallies(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
-                 at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
-                 ) -> dict[int, dict[str, Counts]]:
-    """Per host: host id -> framework slug -> controls per status (what a host's ``score``
-    and ``coverage`` are over), as ``host_rollups`` would tally them, without building a row
-    per control: the same four queries, a fraction of the Python (a page of hosts with their
-    scores needs no more)."""
-    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
-    return {host_id: {f: _tally(controls[f], per_framework[f]) for f in frameworks}
-            for host_id, per_framework in adjusted.values()}
-
-
 def _tally(controls: list[_Control], counts: dict[str, Counts]) -> Counts:
     """One host's controls per status."""
     tally: Counts = defaultdict(int)
@@ -366,11 +354,12 @@ def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | Non
 
 
 def fleet_and_hosts(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
-                    at: datetime | None = None) -> tuple[dict[str, FrameworkRollup], dict[int, dict[str, Counts]]]:
+                    at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+                    ) -> tuple[dict[str, FrameworkRollup], dict[int, dict[str, Counts]]]:
     """The fleet's rollups (as ``rollups``) and each host's controls per status (as
-    ``host_tallies``) from one computation: the overview's figures, without building a row
+    each ``host_rollups`` tally) from one computation: the overview's figures, without building a row
     per control for every host."""
-    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, None)
+    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
     host_ids = [host_id for host_id, _ in adjusted.values()]
     per_host: dict[int, dict[str, Counts]] = {h: {} for h in host_ids}
     fleet = {}
