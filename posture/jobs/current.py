@@ -124,18 +124,18 @@ def _next_change(at: datetime) -> datetime | None:
 
 
 def _column_list(columns: tuple[str, ...]) -> str:
-    return ", ".join(f"coalesce({c}::text, '~')" for c in columns)
+    return ", ".join(f"coalesce({'id' if c == 'pk' else c}::text, '~')" for c in columns)
 
 
 #: PostgreSQL computes the digest itself, in the same query as the state row (one query per
 #: read); other databases (the embedded SQLite) hash the rows in Python (two more queries).
+_EXCEPTION_TEXT, _ATTESTATION_TEXT = _column_list(_EXCEPTION_COLUMNS), _column_list(_ATTESTATION_COLUMNS)
 _PG_DIGEST = (
-    "md5(coalesce((SELECT string_agg(concat_ws('|', {e}), ',' ORDER BY id) FROM posture_controlexception "
-    "WHERE state IN ('approved', 'revoked')), '') || '#' || "
-    "coalesce((SELECT string_agg(concat_ws('|', {a}), ',' ORDER BY id) FROM posture_attestation), ''))"
-).format(e=_column_list(("id", "state", "check_id", "host_id", "resource_regex", "decided_at", "expires_at",
-                         "revoked_at")),
-         a=_column_list(("id", "check_id", "host_id", "attested_at", "valid_until")))
+    f"md5(coalesce((SELECT string_agg(concat_ws('|', {_EXCEPTION_TEXT}), ',' ORDER BY id) "
+    "FROM posture_controlexception WHERE state IN ('approved', 'revoked')), '') || '#' || "
+    f"coalesce((SELECT string_agg(concat_ws('|', {_ATTESTATION_TEXT}), ',' ORDER BY id) "
+    "FROM posture_attestation), ''))"
+)
 
 
 def _digest() -> str:

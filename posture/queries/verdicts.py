@@ -209,6 +209,14 @@ def _verdict() -> Case:
                 default=F("status"), output_field=CharField())
 
 
+def _shown() -> dict[str, Any]:
+    """What both read paths annotate alike: the verdict, the catalog's severity and title, and
+    failing since."""
+    return {"verdict": _verdict(), "severity": F("catalog_check__severity"), "title": F("catalog_check__title"),
+            "failing_since": Case(When(status="fail", then=_window_since()), default=None,
+                                  output_field=DateTimeField())}
+
+
 def _current_rows(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> QuerySet[CurrentFinding]:
     """Now, from the read model (its exceptions brought up to date first: a few small queries)."""
     from posture.jobs.current import ensure_fresh
@@ -228,9 +236,7 @@ def _current_rows(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> Que
         scan_id=F("current__scan_id"), host_name=F("host__name"), scanned_at=F("current__finished_at"),
         **{name: Subquery(result.values(name)[:1]) for name in ("detail", "evidence_kind", "evidence_key",
                                                                  "check_version")},
-        verdict=_verdict(), status_rank=F("verdict_rank"),
-        severity=F("catalog_check__severity"), title=F("catalog_check__title"),
-        failing_since=Case(When(status="fail", then=_window_since()), default=None, output_field=DateTimeField()),
+        status_rank=F("verdict_rank"), **_shown(),
     )
     return _outer_join_catalog(qs)
 
@@ -254,7 +260,6 @@ def _stored_rows(hosts, at: datetime, scans) -> QuerySet[CheckResult]:
     ).annotate(
         # Written over the stored status and the two ids (never over ``verdict`` itself), so
         # each subquery runs at most once per expression and filters can use the status index.
-        verdict=_verdict(),
         status_rank=Case(
             When(status="fail", then=Case(When(exception_id__isnull=True, then=Value(_RANK["fail"])),
                                           default=Value(_RANK["excepted"]))),
@@ -262,9 +267,7 @@ def _stored_rows(hosts, at: datetime, scans) -> QuerySet[CheckResult]:
                                             default=Value(_RANK["pass"]))),
             *[When(status=s, then=Value(i)) for s, i in _RANK.items() if s not in ("fail", "manual", "excepted")],
             default=Value(len(STATUS_ORDER)), output_field=IntegerField()),
-        severity=F("catalog_check__severity"),
-        title=F("catalog_check__title"),
-        failing_since=Case(When(status="fail", then=_window_since()), default=None, output_field=DateTimeField()),
+        **_shown(),
     ).annotate(
         severity_rank=_rank("severity", SEVERITY_ORDER),
     )
