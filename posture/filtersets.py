@@ -605,7 +605,8 @@ class ControlFilterSet(_VerdictFilters):
             host = self.form.cleaned_data.get("host") if "host" in self.filters else None
             if host:
                 hosts = DockerHost.objects.filter(verdicts.host_q(host, name="name", id="pk"))
-            self._rollups = rollups(self.frameworks(), hosts, self.moment, scans=self.scans)
+            # read_at: None reads now from the read model (and its cache key), not the stored results
+            self._rollups = rollups(self.frameworks(), hosts, self.read_at, scans=self.scans)
         return self._rollups
 
     def rows(self) -> list:

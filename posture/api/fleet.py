@@ -36,7 +36,7 @@ from posture.models import Framework
 from posture.queries import catalog as catalog_queries
 from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
-from posture.queries.rollups import fleet_and_hosts
+from posture.queries.rollups import fleet_and_hosts, read
 from posture.queries.scores import ASSESSED, coverage, score
 from posture.queries.summary import current_scan_ids, failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
@@ -172,8 +172,9 @@ class PostureViewSet(_Listing):
         scans = current_scan_ids(hosts, at) if at is not None else None
         # The fleet's rollups and every host's tallies from one computation (the page's hosts
         # are among them).
-        fleet, tallies = fleet_and_hosts(frameworks, hosts if scans is None else None, at, scans=scans)
-        failures = failing(hosts if scans is None else None, at, scans=scans)
+        state = read(hosts if scans is None else None, at, scans)  # the key of both cached answers
+        fleet, tallies = fleet_and_hosts(frameworks, hosts if scans is None else None, at, scans=scans, state=state)
+        failures = failing(hosts if scans is None else None, at, scans=scans, state=state)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f].pair_tally),
                     "failing": _severities(failures.by_severity(framework=f))} for f in frameworks]
         page = self.paginate_queryset(hosts.order_by("name", "pk"))

@@ -231,16 +231,32 @@ def invalidate() -> None:
 def ensure_fresh() -> datetime:
     """Bring the exceptions applied up to date for a read now (one query on PostgreSQL when
     nothing moved); returns the moment the rows hold for."""
+    return fresh_state()[0]
+
+
+def fresh_state() -> tuple[datetime, str]:
+    """``ensure_fresh``, returning what the rows' exception marks stand on: (the moment they
+    were applied at, the digest of the exceptions and attestations applied). Each re-application
+    (refresh, rebuild) gets a new moment; between two, only ``sync_host`` changes rows, and
+    only the rows of a host whose ``CurrentScan.result_set_id`` it changes. So (this pair,
+    each host's result set) determines every row's verdict: a key that cannot go stale
+    (``posture.queries.rollups`` caches on it)."""
     now = timezone.now()
     state = _state()
     if state is None:
         rebuild(now)
-        return now
+        return now, _digest()
     applied_at, valid_until, held, digest = state
     if held != digest or (valid_until is not None and valid_until <= now):
         refresh(now, digest=digest)
-        return now
-    return applied_at
+        return now, digest
+    return applied_at, digest
+
+
+def exceptions_digest() -> str:
+    """The digest of every exception and attestation column that decides whether, where and
+    when one applies (one query on PostgreSQL): part of the key of a cached read at a moment."""
+    return _digest()
 
 
 def ensure_state() -> None:

@@ -36,21 +36,38 @@ from fail to excepted, or from manual to pass. Nothing re-aggregates every ``Che
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any
 
-from django.db.models import Count, Exists, QuerySet
+from django.core.cache import cache
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from posture.choices import ResultStatus
+from scanners import registry
 from posture.jobs.evaluate import check_controls
-from posture.models import Attestation, Control, CurrentFinding, DockerHost, Evaluation, ResultSet, ScanRun
+from posture.models import (
+    Attestation,
+    Control,
+    CurrentFinding,
+    CurrentScan,
+    DockerHost,
+    Evaluation,
+    ResultSet,
+    ScanRun,
+)
 from posture.queries.scans import HostRef
 from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
+
+logger = logging.getLogger(__name__)
 
 #: Worst first.
 STATUS_ORDER: tuple[str, ...] = ResultStatus.order()
@@ -191,11 +208,13 @@ def _control_counts(sets: Iterable[tuple[int, str]]) -> dict[int, dict]:
     return found
 
 
-def _scans(scan_ids, frameworks: Sequence[str]) -> list[_Scan]:
-    """Query 1: the scans' current evaluations (and query 1b, only for result sets this process
-    has not read yet: their control counts)."""
-    rows = list(Evaluation.objects.filter(current=True, scan__in=scan_ids).order_by("scan_id")
-                .values_list("scan_id", "scan__host_id", "result_set_id", "result_set__digest"))
+#: (scan id, host id, result set id, the result set's digest): what a read stands on.
+ScanRow = tuple[int, int, int, str]
+
+
+def _scans(rows: Sequence[ScanRow], frameworks: Sequence[str]) -> list[_Scan]:
+    """The scans with their result sets' control counts (query 1b, only for result sets this
+    process has not read yet)."""
     counts = _control_counts((rs, digest) for _s, _h, rs, digest in rows)
     return [_Scan(s, h, {f: counts.get(rs, {}).get(f, {}) for f in frameworks}) for s, h, rs, _d in rows]
 
@@ -218,12 +237,12 @@ def _moves(scan_ids, at: datetime) -> tuple[dict[int, Counts], dict[int, Counts]
 
 
 def _moves_now(found: list[_Scan]) -> tuple[dict[int, Counts], dict[int, Counts]]:
-    """Queries 2 and 3 for now, from the read model (``posture.models.CurrentFinding``), whose
-    rows carry the exception or attestation in force: per scan, check -> failures excepted /
-    manual results attested. Index reads of the excepted rank and of the attested checks."""
-    from posture.jobs.current import RANK, ensure_fresh
+    """Queries 2 and 3 for now, from the read model (``posture.models.CurrentFinding``, made
+    fresh by ``_read``), whose rows carry the exception or attestation in force: per scan,
+    check -> failures excepted / manual results attested. Index reads of the excepted rank and
+    of the attested checks."""
+    from posture.jobs.current import RANK
 
-    ensure_fresh()
     scan_of = {s.host_id: s.scan_id for s in found}
     excepted: dict[int, Counts] = defaultdict(dict)
     attested: dict[int, Counts] = defaultdict(dict)
@@ -258,22 +277,131 @@ def _controls(frameworks: Sequence[str]) -> dict[str, list[_Control]]:
     return out
 
 
-def _compute(frameworks: Sequence[str], hosts, at: datetime | None, scans):
-    """(at, frameworks, controls, {scan id: (host id, {framework: {ref: counts after}})})."""
-    now = at is None and scans is None
-    at = at or timezone.now()
+@dataclass(frozen=True)
+class Read:
+    """What a read of posture stands on, and the key of anything computed from it.
+
+    Now: the read model's hosts (``CurrentScan``: each host's current scan and result set, as
+    ``sync_host`` left it after the evaluation) and the exceptions and attestations applied to
+    its rows (``posture.jobs.current.fresh_state``). At a moment, or of given scans: the scans'
+    current evaluations, the moment, and the digest of every exception and attestation. Result
+    sets are content-addressed and immutable, so (result sets, exceptions, moment) determine
+    every verdict: ``key`` changes whenever an answer could, and a cached answer is never stale
+    (an evaluation, a reevaluation, an approval, revocation or lapse, an archived host each
+    change it). The catalog enters through ``_catalog_key`` (it changes with the code)."""
+
+    now: bool
+    at: datetime
+    rows: list[ScanRow]
+    key: str
+    #: False for given scans read as of this very moment: a key no later read would share.
+    cacheable: bool = True
+
+
+def read(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: datetime | None = None,
+         scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None) -> Read:
+    """The scans a read of ``hosts`` at ``at`` (or of ``scans``) covers, and its key: two
+    small queries (now: the read model's freshness check and its current scans)."""
+    if at is None and scans is None:
+        from posture.jobs.current import fresh_state
+
+        applied_at, digest = fresh_state()
+        qs = CurrentScan.objects.all()
+        if hosts is None:
+            qs = qs.filter(host__archived_at__isnull=True)
+        elif isinstance(hosts, QuerySet):
+            qs = qs.filter(host_id__in=hosts.order_by().values("pk"))
+        else:
+            qs = qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+        digests = ResultSet.objects.filter(pk=OuterRef("result_set_id")).values("digest")[:1]
+        rows = list(qs.annotate(rs_digest=Subquery(digests)).order_by("scan_id")
+                    .values_list("scan_id", "host_id", "result_set_id", "rs_digest"))
+        now, state = timezone.now(), ("now", applied_at.isoformat(), digest)
+    else:
+        from posture.jobs.current import exceptions_digest
+
+        now = at or timezone.now()
+        rows = list(Evaluation.objects.filter(current=True, scan__in=scan_ids(hosts, now, scans)).order_by("scan_id")
+                    .values_list("scan_id", "scan__host_id", "result_set_id", "result_set__digest"))
+        state = ("at", now.isoformat(), exceptions_digest())
+    key = hashlib.md5(repr((_catalog_key(), state, [(h, rs, d) for _s, h, rs, d in rows])).encode(),
+                      usedforsecurity=False).hexdigest()
+    return Read(at is None and scans is None, now, rows, key, cacheable=at is not None or scans is None)
+
+
+@lru_cache(maxsize=1)
+def _catalog_key() -> str:
+    """The catalog and the check mapping this process reads (both ship with the code; the
+    catalog rows are synced from them at start)."""
+    from posture.catalog import CATALOG_DIR
+
+    h = hashlib.md5(usedforsecurity=False)
+    for path in sorted(Path(CATALOG_DIR).glob("*")):
+        if path.is_file():
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    h.update(repr(sorted(check_controls().items())).encode())
+    h.update(repr(sorted((c.id, c.version, str(c.severity)) for c in registry.all_checks())).encode())
+    return h.hexdigest()
+
+
+#: Answers computed from a ``Read``: in this process (the last few) and in Django's cache
+#: (Redis with REDIS_URL, else the database's cache table), shared by every process.
+_LOCAL: OrderedDict[str, Any] = OrderedDict()
+_LOCAL_MAX = 32
+_LOCAL_LOCK = threading.Lock()
+#: How long an answer is kept: a key that is no longer read just expires.
+CACHE_SECONDS = {True: 3600, False: 24 * 3600}  # now / at a moment
+_MISSING = object()
+
+
+def cached(kind: str, parts: tuple, state: Read, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or the answer cached for (``kind``, ``parts``, ``state.key``). The
+    answer is shared: callers treat it as read-only. A cache that fails (Redis down) is
+    skipped, never an error."""
+    if not state.cacheable:
+        return compute()
+    key = f"posture:read:{kind}:" + hashlib.md5(repr((parts, state.key)).encode(), usedforsecurity=False).hexdigest()
+    with _LOCAL_LOCK:
+        value = _LOCAL.get(key, _MISSING)
+        if value is not _MISSING:
+            _LOCAL.move_to_end(key)
+            return value
+    try:
+        value = cache.get(key, _MISSING)
+    except Exception:  # noqa: BLE001 - a cache outage costs time, not answers
+        logger.warning("cache read failed for %s", kind, exc_info=True)
+        value = _MISSING
+    if value is _MISSING:
+        value = compute()
+        try:
+            cache.set(key, value, CACHE_SECONDS[state.now])
+        except Exception:  # noqa: BLE001
+            logger.warning("cache write failed for %s", kind, exc_info=True)
+    with _LOCAL_LOCK:
+        _LOCAL[key] = value
+        while len(_LOCAL) > _LOCAL_MAX:
+            _LOCAL.popitem(last=False)
+    return value
+
+
+def _compute(frameworks: Sequence[str], state: Read):
+    """(frameworks, controls, {scan id: (host id, {framework: {ref: counts after}})})."""
     frameworks = list(dict.fromkeys(frameworks))
-    ids = scan_ids(hosts, at, scans)
-    found = _scans(ids, frameworks)
+    found = _scans(state.rows, frameworks)
     if not found:
         excepted, attested = {}, {}
     else:
-        excepted, attested = _moves_now(found) if now else _moves([s.scan_id for s in found], at)
+        excepted, attested = _moves_now(found) if state.now else _moves([s.scan_id for s in found], state.at)
     controls = _controls(frameworks)
     adjusted = {s.scan_id: (s.host_id, {f: adjust(s.counts.get(f, {}), f, excepted.get(s.scan_id, {}),
                                                   attested.get(s.scan_id, {})) for f in frameworks})
                 for s in found}
-    return at, frameworks, controls, adjusted
+    return frameworks, controls, adjusted
+
+
+def _at_now(value: dict[str, FrameworkRollup], state: Read) -> dict[str, FrameworkRollup]:
+    """A cached answer about now says the moment it is read at."""
+    return {f: replace(r, at=state.at) for f, r in value.items()} if state.now else value
 
 
 def _rollup(framework: str, at: datetime, controls: list[_Control], per_host: Iterable[dict[str, Counts]],
@@ -318,23 +446,39 @@ def _one_host(framework: str, at: datetime, controls: list[_Control], counts: di
 
 
 def rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
-            at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+            at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None,
+            state: Read | None = None
             ) -> dict[str, FrameworkRollup]:
     """Fleet-wide rollups (framework slug -> rollup) of ``hosts`` (default: every unarchived
     host) in their current scans at ``at`` (default now), or of the given ``scans``, with the
-    exceptions and attestations in force at ``at``. Four queries, whatever the hosts."""
-    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
-    return {f: _rollup(f, at, controls[f], (a[f] for _, a in adjusted.values())) for f in frameworks}
+    exceptions and attestations in force at ``at``. Two queries when cached (``read``; give
+    ``state``, a ``read`` of the same hosts, moment and scans, to share it between answers),
+    six at most when computed, whatever the hosts."""
+    state = state or read(hosts, at, scans)
+    frameworks = list(dict.fromkeys(frameworks))
+
+    def compute() -> dict[str, FrameworkRollup]:
+        frameworks_, controls, adjusted = _compute(frameworks, state)
+        return {f: _rollup(f, state.at, controls[f], (a[f] for _, a in adjusted.values())) for f in frameworks_}
+
+    return _at_now(cached("rollups", tuple(frameworks), state, compute), state)
 
 
 def host_rollups(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
                  at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
                  ) -> dict[int, dict[str, FrameworkRollup]]:
-    """Per host: host id -> framework slug -> rollup (the same four queries as ``rollups``).
+    """Per host: host id -> framework slug -> rollup (the same queries as ``rollups``).
     Hosts without a current scan at ``at`` are absent; give ``scans`` of distinct hosts."""
-    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
-    return {host_id: {f: _rollup(f, at, controls[f], [a[f]]) for f in frameworks}
-            for host_id, a in adjusted.values()}
+    state = read(hosts, at, scans)
+    frameworks = list(dict.fromkeys(frameworks))
+
+    def compute() -> dict[int, dict[str, FrameworkRollup]]:
+        frameworks_, controls, adjusted = _compute(frameworks, state)
+        return {host_id: {f: _rollup(f, state.at, controls[f], [a[f]]) for f in frameworks_}
+                for host_id, a in adjusted.values()}
+
+    value = cached("host_rollups", tuple(frameworks), state, compute)
+    return {h: _at_now(per, state) for h, per in value.items()} if state.now else value
 
 
 def _tally(controls: list[_Control], counts: dict[str, Counts]) -> Counts:
@@ -352,20 +496,27 @@ def rollup(framework: str, hosts: Iterable[HostRef] | QuerySet[DockerHost] | Non
     return rollups([framework], hosts, at, scans=scans)[framework]
 
 
-
 def fleet_and_hosts(frameworks: Sequence[str], hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None,
-                    at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None
+                    at: datetime | None = None, *, scans: Iterable[ScanRun | int] | QuerySet[ScanRun] | None = None,
+                    state: Read | None = None
                     ) -> tuple[dict[str, FrameworkRollup], dict[int, dict[str, Counts]]]:
     """The fleet's rollups (as ``rollups``) and each host's controls per status (as
     each ``host_rollups`` tally) from one computation: the overview's figures, without building a row
-    per control for every host."""
-    at, frameworks, controls, adjusted = _compute(frameworks, hosts, at, scans)
-    host_ids = [host_id for host_id, _ in adjusted.values()]
-    per_host: dict[int, dict[str, Counts]] = {h: {} for h in host_ids}
-    fleet = {}
-    for f in frameworks:
-        tallies: list[Counts] = [{} for _ in host_ids]
-        fleet[f] = _rollup(f, at, controls[f], [a[f] for _, a in adjusted.values()], tallies)
-        for host_id, t in zip(host_ids, tallies, strict=True):
-            per_host[host_id][f] = t
-    return fleet, per_host
+    per control for every host. Cached like ``rollups``."""
+    state = state or read(hosts, at, scans)
+    frameworks = list(dict.fromkeys(frameworks))
+
+    def compute() -> tuple[dict[str, FrameworkRollup], dict[int, dict[str, Counts]]]:
+        frameworks_, controls, adjusted = _compute(frameworks, state)
+        host_ids = [host_id for host_id, _ in adjusted.values()]
+        per_host: dict[int, dict[str, Counts]] = {h: {} for h in host_ids}
+        fleet = {}
+        for f in frameworks_:
+            tallies: list[Counts] = [{} for _ in host_ids]
+            fleet[f] = _rollup(f, state.at, controls[f], [a[f] for _, a in adjusted.values()], tallies)
+            for host_id, t in zip(host_ids, tallies, strict=True):
+                per_host[host_id][f] = t
+        return fleet, per_host
+
+    fleet, per_host = cached("fleet_and_hosts", tuple(frameworks), state, compute)
+    return _at_now(fleet, state), per_host

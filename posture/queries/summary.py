@@ -16,6 +16,7 @@ from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from posture.jobs.evaluate import check_controls
 from posture.models import DockerHost, ScanRun
+from posture.queries.rollups import Read, cached, read
 from posture.queries.scans import HostRef, current_scan_id, current_scans
 from posture.queries.verdicts import findings
 
@@ -72,11 +73,15 @@ def current_scan_ids(hosts: QuerySet[DockerHost], at: datetime | None) -> list[i
 
 
 def failing(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None, at: datetime | None, *,
-            scans: list[int] | None = None) -> Failing:
+            scans: list[int] | None = None, state: Read | None = None) -> Failing:
     """The failing results of the hosts (or of ``scans``, their current scans at ``at``)
-    at ``at`` per (host, check): one query."""
-    qs = findings(hosts, at, scans=scans, status="fail").order_by().values_list("host_id", "check_id", "severity")
-    return Failing(list(qs.annotate(n=Count("*")).values_list("host_id", "check_id", "severity", "n")))
+    at ``at`` per (host, check): one query, cached as the rollups are (``state``: their
+    ``read`` of the same hosts, moment and scans)."""
+    def compute() -> Failing:
+        qs = findings(hosts, at, scans=scans, status="fail").order_by().values_list("host_id", "check_id", "severity")
+        return Failing(list(qs.annotate(n=Count("*")).values_list("host_id", "check_id", "severity", "n")))
+
+    return cached("failing", (), state or read(hosts, at, scans), compute)
 
 
 def fleet_hosts(at: datetime | None, hosts: QuerySet[DockerHost] | None = None) -> QuerySet[DockerHost]:

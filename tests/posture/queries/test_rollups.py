@@ -175,11 +175,15 @@ def test_it_rolls_a_fleet_up_in_the_same_number_of_queries(n_hosts, django_asser
     exception(PIDS, "rec-s*")
     Attestation.objects.create(check_id="manual.host_os_hardened", statement="ok", attested_at=T0,
                                valid_until=T0 + 9 * DAY)
-    with django_assert_num_queries(5):  # the result sets' control counts are read once (query 1b)
+    # The key (the scans' evaluations, the exceptions' digest), the result sets' control
+    # counts (read once: query 1b), the exceptions and attestations applied, the controls.
+    with django_assert_num_queries(6):
         result = rollups(FRAMEWORKS, at=T0 + DAY)
-    with django_assert_num_queries(4):  # ... then decoded from the process's cache
+    with django_assert_num_queries(5):  # ... the counts then decoded from the process's cache
         per_host = host_rollups(["soc2-2017"], at=T0 + DAY)
     assert result["cis-docker-1.8.0"].by_ref["5.5"].hosts_failing == n_hosts // 2 and len(per_host) == n_hosts
     assert result["cis-docker-1.8.0"].by_ref["5.29"].counts["excepted"] == 2 * n_hosts
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         rollup("soc2-2017", at=T0 + DAY)
+    with django_assert_num_queries(2):  # the same question again: its key, then the cached answer
+        assert rollups(FRAMEWORKS, at=T0 + DAY) == result
