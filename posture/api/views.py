@@ -50,7 +50,7 @@ from posture.jobs import exceptions as exception_jobs
 from posture.jobs.connection import check_connection
 from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.scans import ScanRefused, queue_scan
-from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
+from posture.models import Attestation, AuditEvent, Control, ControlException, CurrentFinding, DockerHost, ScanRun
 from posture.queries.scans import current_scan_id
 from posture.queries.verdicts import verdict_moment
 from posture.uploads import FALLBACK_TYPE, KINDS, attestation_file_response
@@ -200,8 +200,20 @@ class ScanRunViewSet(EvidenceActions, mixins.CreateModelMixin, viewsets.ReadOnly
 
 def findings_page(view, filterset: FindingFilterSet) -> Response:
     """A page of a validated ``FindingFilterSet``'s verdicts (a scan's or the fleet's): a
-    COUNT and a LIMIT/OFFSET query, whatever the number of hosts or results."""
-    page = view.paginate_queryset(filterset.qs)
+    COUNT and a LIMIT/OFFSET query, whatever the number of hosts or results.
+
+    Now (the read model), the offset is taken over ids alone, and the page's 50 rows are then
+    read by id with their per-row lookups (stored result, failing since): PostgreSQL evaluates
+    a row's select list before OFFSET discards it, so one query for both would run those
+    lookups for every skipped row (page 45 of 50 on a 10-host seed: 41 ms, against 6 ms for
+    the ids and a few for the rows)."""
+    qs = filterset.qs
+    if qs.model is not CurrentFinding:
+        page = view.paginate_queryset(qs)
+    else:
+        ids = view.paginate_queryset(qs.values_list("pk", flat=True))
+        rows = {row.pk: row for row in qs.filter(pk__in=ids).order_by()} if ids else {}
+        page = [rows[pk] for pk in ids if pk in rows]  # (a row replaced in between is left out)
     return view.get_paginated_response(FindingSerializer(page, many=True).data)
 
 

@@ -52,7 +52,6 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from posture.choices import ResultStatus
-from scanners import registry
 from posture.jobs.evaluate import check_controls
 from posture.models import (
     Attestation,
@@ -66,6 +65,7 @@ from posture.models import (
 )
 from posture.queries.scans import HostRef
 from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
+from scanners import registry
 
 logger = logging.getLogger(__name__)
 

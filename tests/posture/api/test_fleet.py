@@ -84,6 +84,21 @@ def test_it_lists_findings_in_as_many_queries_for_six_hosts_as_for_two(client):
     assert _queries(client, "/api/v1/findings/", {"status": "fail", "page": 2, "page_size": 5}) == small
 
 
+def test_it_answers_a_deep_page_with_the_rows_the_whole_ordered_list_has_there(client):
+    """Now, a page is taken over ids and its rows read by id: each page holds the rows the one
+    ordered query holds at that offset, in that order, with their per-row values."""
+    _fleet(2)
+    everything = client.get("/api/v1/findings/", {"status": "fail,pass", "page_size": 500}).json()["results"]
+    assert len(everything) > 20
+    for params in ({"page": 3, "page_size": 7}, {"page": 2, "page_size": 7, "ordering": "host,-severity"}):
+        page = client.get("/api/v1/findings/", {"status": "fail,pass", **params}).json()
+        whole = everything if "ordering" not in params else client.get(
+            "/api/v1/findings/", {"status": "fail,pass", "page_size": 500, "ordering": params["ordering"]}).json()["results"]
+        start = (params["page"] - 1) * params["page_size"]
+        assert page["results"] == whole[start:start + params["page_size"]]
+        assert page["count"] == len(whole) < 500 and page["next"] and page["previous"]
+
+
 # --- posture -----------------------------------------------------------------------------------
 
 def test_it_summarises_posture_per_framework_and_host_as_the_rollups_do(client):
