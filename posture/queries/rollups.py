@@ -64,7 +64,7 @@ from posture.models import (
     ScanRun,
 )
 from posture.queries.scans import HostRef
-from posture.queries.verdicts import attestations_in_force, exceptions_in_force, results_of, scan_ids
+from posture.queries.verdicts import attestations_in_force, exceptions_in_force, of_hosts, results_of, scan_ids
 from scanners import registry
 
 logger = logging.getLogger(__name__)
@@ -306,13 +306,7 @@ def read(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: date
         from posture.jobs.current import fresh_state
 
         applied_at, digest = fresh_state()
-        qs = CurrentScan.objects.all()
-        if hosts is None:
-            qs = qs.filter(host__archived_at__isnull=True)
-        elif isinstance(hosts, QuerySet):
-            qs = qs.filter(host_id__in=hosts.order_by().values("pk"))
-        else:
-            qs = qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+        qs = of_hosts(CurrentScan.objects.all(), hosts)
         digests = ResultSet.objects.filter(pk=OuterRef("result_set_id")).values("digest")[:1]
         rows = list(qs.annotate(rs_digest=Subquery(digests)).order_by("scan_id")
                     .values_list("scan_id", "host_id", "result_set_id", "rs_digest"))

@@ -217,18 +217,22 @@ def _shown() -> dict[str, Any]:
                                   output_field=DateTimeField())}
 
 
+def of_hosts(qs: QuerySet, hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> QuerySet:
+    """A read-model queryset (a ``host`` relation) narrowed to ``hosts`` (default: every
+    unarchived host)."""
+    if hosts is None:
+        return qs.filter(host__archived_at__isnull=True)
+    if isinstance(hosts, QuerySet):
+        return qs.filter(host_id__in=hosts.order_by().values("pk"))
+    return qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+
+
 def _current_rows(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None) -> QuerySet[CurrentFinding]:
     """Now, from the read model (its exceptions brought up to date first: a few small queries)."""
     from posture.jobs.current import ensure_fresh
 
     ensure_fresh()
-    qs = CurrentFinding.objects.all()
-    if hosts is None:
-        qs = qs.filter(host__archived_at__isnull=True)
-    elif isinstance(hosts, QuerySet):
-        qs = qs.filter(host_id__in=hosts.order_by().values("pk"))
-    else:
-        qs = qs.filter(host_id__in=[h.pk if isinstance(h, DockerHost) else int(h) for h in hosts])
+    qs = of_hosts(CurrentFinding.objects.all(), hosts)
     # The stored result's own columns are subqueries, not a join: evaluated for the rows shown
     # only, and a COUNT never joins the results.
     result = CheckResult.objects.filter(pk=OuterRef("result_id"))
