@@ -138,3 +138,19 @@ def test_it_streams_a_large_export_in_flat_memory(period, kind):
     assert rows_small >= 9_000 and rows_large >= 49_000
     # Five times the rows, about the same memory: nothing holds every row (generous bound).
     assert peak_large < peak_small * 1.5 + 256 * 1024, (peak_small, peak_large)
+
+
+def test_its_fast_cells_write_exactly_what_neutralise_writes():
+    from datetime import UTC, datetime
+
+    values = [None, "", "plain", "=1+1", "+x", "-x", "@x", "\tx", "\rx", "a=b", "'=already", 0, 7, -3, True, False,
+              1.5, -0.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+              timedelta(seconds=90), timedelta(seconds=1, microseconds=500), "ünïcode, \"quoted\"\nline"]
+
+    def written(rows) -> str:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerows(rows)
+        return out.getvalue()
+
+    rows = [values, [None], [""], list(reversed(values))]
+    assert written(exports.cells(r) for r in rows) == written([exports.neutralise(v) for v in r] for r in rows)
