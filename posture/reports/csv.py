@@ -20,8 +20,8 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from itertools import islice
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import IO, Any
 
 from django.db.models import Q
@@ -117,7 +117,9 @@ class ExportSpec:
 # --- one generator of rows per kind ---------------------------------------------------------
 
 def _controls(spec: ExportSpec) -> Iterator[Iterable[Any]]:
-    """Per control and host: status at period end, operating effectiveness and its terms."""
+    """Per control and host: status at period end, operating effectiveness and its terms
+    (posture.queries.effectiveness: share = passing / assessed time, empty when never
+    assessed; coverage = assessed / expected time)."""
     start, end = spec.period
     ids = spec.host_ids()
     eff = operating_effectiveness(spec.framework, (start, end), ids)
@@ -130,7 +132,8 @@ def _controls(spec: ExportSpec) -> Iterator[Iterable[Any]]:
             yield (spec.framework, row.ref, row.title, names[host_id], status,
                    "automated" if row.automated else ("manual" if row.checks else "unsupported"),
                    " ".join(row.checks), row.expected, row.passing, row.failing, row.excepted, row.gaps,
-                   "" if row.share is None else f"{row.share:.6f}", len(row.windows),
+                   row.not_assessed, "" if row.share is None else f"{row.share:.6f}",
+                   "" if row.coverage is None else f"{row.coverage:.6f}", len(row.windows),
                    any(w.ongoing for w in row.windows))
 
 
@@ -199,7 +202,8 @@ class Kind:
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("controls", ("framework", "control", "title", "host", "status_at_end", "assessed", "checks",
                       "expected_seconds", "passing_seconds", "failing_seconds", "excepted_seconds", "gap_seconds",
-                      "effectiveness_share", "failure_windows", "failing_at_end"),
+                      "not_assessed_seconds", "effectiveness_share", "assessed_coverage", "failure_windows",
+                      "failing_at_end"),
          _controls, "operating effectiveness per control and host over the period"),
     Kind("findings", ("host", "scan", "scanned_at", "check", "title", "severity", "resource_type", "resource",
                       "stored_status", "verdict", "exception", "attestation", "failing_since", "detail"),

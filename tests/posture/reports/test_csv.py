@@ -66,9 +66,11 @@ def test_it_round_trips_every_export_with_the_query_layers_rows(period):
     row = next(r for r in controls if r[1] == "5.5")
     want = next(c for c in eff.hosts[host.pk] if c.ref == "5.5")
     assert (row[3], row[4]) == ("audit1", "pass")  # fixed at the period's end
-    assert [int(row[i]) for i in (7, 8, 9, 10, 11)] == [int(t.total_seconds()) for t in (
-        want.expected, want.passing, want.failing, want.excepted, want.gaps)]
-    assert int(row[11]) > 0 and float(row[12]) == pytest.approx(want.share)  # the gap, never passing
+    assert [int(row[i]) for i in (7, 8, 9, 10, 11, 12)] == [int(t.total_seconds()) for t in (
+        want.expected, want.passing, want.failing, want.excepted, want.gaps, want.not_assessed)]
+    # The gap is never passing: outside the assessed time, it shows in the coverage.
+    assert int(row[11]) > 0 and float(row[13]) == pytest.approx(want.share)
+    assert float(row[14]) == pytest.approx(want.coverage) and want.coverage < 1
 
     scans = parsed("scans", spec)[1:]
     assert [int(r[0]) for r in scans] == [s.pk for s in period["scans"]]
