@@ -75,6 +75,7 @@ def configure(app: Celery) -> None:
         beat_schedule={
             "enqueue-due-scans": {"task": "posture.enqueue_due_scans", "schedule": settings.POSTURE_BEAT_SECONDS},
             "recover-stale-scans": {"task": "posture.recover_stale_scans", "schedule": 60.0},
+            "recover-stale-reports": {"task": "posture.recover_stale_reports", "schedule": 60.0},
         },
     )
 

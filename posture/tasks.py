@@ -65,6 +65,14 @@ def recover_stale_scans() -> int:
     return len(ids)
 
 
+@shared_task(name="posture.recover_stale_reports")
+def recover_stale_reports() -> int:
+    """Mark failed the reports whose worker died while rendering them (posture.jobs.reports)."""
+    from posture.jobs import reports
+
+    return len(reports.recover_stale_reports())
+
+
 @shared_task(name="posture.render_report", base=WorkerTimeLimits, acks_late=True, reject_on_worker_lost=True,
              soft_time_limit=settings.POSTURE_REPORT_TIMEOUT, time_limit=settings.POSTURE_REPORT_TIMEOUT + 60)
 def render_report(report_id: int) -> str:

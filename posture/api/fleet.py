@@ -324,20 +324,25 @@ class StretchSerializer(serializers.Serializer):
 
 
 class ControlEffectivenessSerializer(serializers.Serializer):
-    """One control over the period. Times in seconds: `passing` = `expected` -
-    `failing` - `excepted` - `gaps` (a gap is never passing); `share` = passing /
-    expected (null: no check measures the control, or nothing was expected)."""
+    """One control over the period. Times in seconds: `assessed` = `expected` - `gaps` -
+    `not_assessed` (a gap, or a scan that left the control not assessed, is never
+    passing); `passing` = `assessed` - `failing` - `excepted`; `share` = passing /
+    assessed (null: no check measures the control, or it was never assessed in the
+    period); `coverage` = assessed / expected."""
 
     ref = serializers.CharField()
     title = serializers.CharField()
     checks = serializers.ListField(child=serializers.CharField())
     automated = serializers.BooleanField()
     share = serializers.FloatField(allow_null=True)
+    coverage = serializers.FloatField(allow_null=True, help_text="assessed / expected time")
     expected = serializers.FloatField()
+    assessed = serializers.FloatField()
     passing = serializers.FloatField()
     failing = serializers.FloatField()
     excepted = serializers.FloatField()
     gaps = serializers.FloatField()
+    not_assessed = serializers.FloatField(help_text="time the scan in force left the control not assessed")
     hosts_failing = serializers.IntegerField(help_text="fleet: hosts with a failure in the period")
     windows = serializers.IntegerField(help_text="failure stretches, summed over hosts (one host: listed in stretches)")
     stretches = StretchSerializer(many=True, help_text="one host's failure stretches (the fleet: empty)")
@@ -374,8 +379,10 @@ class EffectivenessView(APIView):
         if hosts is not None:
             rows = next(iter(eff.hosts.values()), rows)  # the one host (the fleet's zeros if it expected nothing)
         controls = [{"ref": r.ref, "title": r.title, "checks": r.checks, "automated": r.automated, "share": r.share,
-                     "expected": _seconds(r.expected), "passing": _seconds(r.passing), "failing": _seconds(r.failing),
-                     "excepted": _seconds(r.excepted), "gaps": _seconds(r.gaps), "windows": windows[i],
+                     "coverage": r.coverage, "expected": _seconds(r.expected), "assessed": _seconds(r.assessed),
+                     "passing": _seconds(r.passing), "failing": _seconds(r.failing),
+                     "excepted": _seconds(r.excepted), "gaps": _seconds(r.gaps),
+                     "not_assessed": _seconds(r.not_assessed), "windows": windows[i],
                      "hosts_failing": r.hosts_failing if hosts is None else int(bool(r.windows)),
                      "stretches": [{"start": w.start, "end": w.end, "ongoing": w.ongoing} for w in r.windows]}
                     for i, r in enumerate(rows)]

@@ -5,7 +5,13 @@ audit report, posture/reports/pdf.py) and ``zip`` (the evidence package: every C
 Rendering claims the row with a conditional UPDATE (queued -> running), so a redelivered
 task never renders a report twice; the file is written beside its final name and renamed
 once complete, so a crash leaves no half file under a report's name. A failure is recorded
-as ``failed`` with a one-line reason; nothing else is touched."""
+as ``failed`` with a one-line reason; nothing else is touched.
+
+A report whose worker died while rendering it (killed, out of memory, the machine lost) stays
+``running``: the redelivered message finds it taken. ``recover_stale_reports`` (beat, every
+minute, beside the scans' recovery) marks failed every report still running past the task's
+own hard time limit (``POSTURE_REPORT_TIMEOUT`` + 60 s) plus ``STALE_GRACE``: no live worker
+can still be rendering it then."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import contextlib
 import hashlib
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -67,6 +73,15 @@ def _progress(report_id: int, percent: int, note: str) -> None:
     Report.objects.filter(pk=report_id, state=ReportState.RUNNING).update(progress=min(percent, 99), progress_note=note[:200])
 
 
+def _paths(report: Report, when: datetime) -> tuple[Path, Path, Path]:
+    """(name under MEDIA_ROOT, final file, partial file) of a report rendered in ``when``'s year."""
+    relative = Path("reports") / f"{when:%Y}" / (
+        f"report-{report.pk}-{report.framework}-{report.kind}"
+        f"{'-' + report.csv_kind if report.csv_kind else ''}.{report.kind}")
+    final = Path(settings.MEDIA_ROOT) / relative
+    return relative, final, final.with_name(final.name + ".part")
+
+
 def render_report(report_id: int) -> str:
     """Render a queued report into its file. Returns the final state (or "skipped" when the
     row is not queued: already taken by another delivery)."""
@@ -76,11 +91,7 @@ def render_report(report_id: int) -> str:
         return "skipped"
     report = Report.objects.get(pk=report_id)
     spec = spec_of(report)
-    relative = Path("reports") / f"{timezone.now():%Y}" / (
-        f"report-{report.pk}-{report.framework}-{report.kind}"
-        f"{'-' + report.csv_kind if report.csv_kind else ''}.{report.kind}")
-    final = Path(settings.MEDIA_ROOT) / relative
-    partial = final.with_name(final.name + ".part")
+    relative, final, partial = _paths(report, report.started_at)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "wb") as out:
@@ -116,6 +127,38 @@ def render_report(report_id: int) -> str:
                                                    progress=100, progress_note="", file=str(relative),
                                                    sha256=sha.hexdigest(), size=size)
     return ReportState.SUCCEEDED
+
+
+#: Seconds past the task's hard time limit before a running report is taken for abandoned.
+STALE_GRACE = 60
+_ABANDONED = ("abandoned: its worker stopped without finishing it (killed or lost); still running {}s after it "
+              "started, past the time limit (POSTURE_REPORT_TIMEOUT={}s): request it again")
+
+
+def stale_after() -> timedelta:
+    """How long a report may be running before it is taken for abandoned: the render task's
+    hard limit (POSTURE_REPORT_TIMEOUT + 60 s, posture.tasks) plus ``STALE_GRACE``."""
+    return timedelta(seconds=settings.POSTURE_REPORT_TIMEOUT + 60 + STALE_GRACE)
+
+
+def recover_stale_reports(now: datetime | None = None) -> list[int]:
+    """Mark failed, with the reason, every report still running longer than ``stale_after``
+    (its worker is gone: a live one would have stopped it at its time limit and recorded
+    why), and remove its partial file. Returns their ids. A late delivery of one finds it
+    no longer queued and does nothing."""
+    now = now or timezone.now()
+    limit = stale_after()
+    recovered = []
+    for report in Report.objects.filter(state=ReportState.RUNNING, started_at__lt=now - limit).order_by("pk"):
+        if not Report.objects.filter(pk=report.pk, state=ReportState.RUNNING).update(
+                state=ReportState.FAILED, finished_at=now,
+                error=_ABANDONED.format(int(limit.total_seconds()), settings.POSTURE_REPORT_TIMEOUT)):
+            continue  # it finished meanwhile
+        with contextlib.suppress(OSError):
+            _paths(report, report.started_at)[2].unlink(missing_ok=True)
+        log.warning("report #%s abandoned by its worker: marked failed", report.pk)
+        recovered.append(report.pk)
+    return recovered
 
 
 #: What a report's file is served as.

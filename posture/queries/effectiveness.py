@@ -12,17 +12,25 @@ Definitions (with those of posture/queries/history.py):
   rollups).
 - Time in a **collection gap** is a gap, never passing, and never failing either: nothing is
   known then. A failure window spanning a gap contributes only its parts outside the gap.
+- Time during which the host's scan in force left the control **not assessed** (its status
+  in that scan, as the rollups define it, is ``not_assessed`` or ``error``: e.g. host-file
+  checks with the host probe off, or nothing the control applies to was seen) is
+  **not_assessed**: never passing. A failure open at the same time is failing (worst status
+  wins); an excepted one is not assessed (``not_assessed`` ranks above ``excepted``). The
+  scan in force holds from its finish to the host's next succeeded scan.
 - **Expected** time is the host's expected coverage within the period (an archived host
   expects nothing after archiving; a host registered mid-period from then on).
-- **passing** = expected - failing - excepted - gaps; **share** = passing / expected.
-  Fleet-wide, every term is summed over hosts (a time-weighted share).
+- **assessed** = expected - gaps - not_assessed: the time the control was measured;
+  **passing** = assessed - failing - excepted; **share** = passing / assessed (None: never
+  assessed in the period, shown as "not assessed"); **coverage** = assessed / expected,
+  shown beside every share. Fleet-wide, every term is summed over hosts (time-weighted).
 - A control no check of the registry supports has no share (None): nothing measures it.
   Controls whose checks are all manual are measured by their failures only (a ``manual``
   verdict opens no window); ``automated`` says which kind a control is.
 
-Cost: five queries whatever the size of the fleet or of the period (the framework's
-controls, hosts, scans for the gaps, exceptions that could apply, and the failure windows
-merged per (host, check) in SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
+Cost: seven queries whatever the size of the fleet or of the period (the framework's
+controls, hosts, scans for the gaps, exceptions that could apply, the scans in force with
+their result sets' per-control counts, and the failure windows merged per (host, check) in SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
 then Python over the merged stretches: memory grows with hosts x checks x failure
 stretches, not with scans or windows."""
 
@@ -36,14 +44,17 @@ from datetime import UTC, datetime, timedelta
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Case, CharField, DateTimeField, F, IntegerField, Q, Value, When
+from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from posture.choices import ScanState
 from posture.jobs.evaluate import check_controls
-from posture.models import Control, ControlException, FailureWindow, Framework
+from posture.models import Control, ControlException, Evaluation, FailureWindow, Framework, ResultSet, ScanRun
 from posture.models.exceptions import ExceptionState
 from posture.queries.history import HostCoverage, Hosts, Period, clip_period, host_coverage, host_filter
+from posture.queries.scans import current_scans
 from scanners import registry
 from scanners.checks.base import Kind
 
@@ -130,19 +141,33 @@ class ControlEffectiveness:
     failing: timedelta = ZERO
     excepted: timedelta = ZERO
     gaps: timedelta = ZERO
+    not_assessed: timedelta = ZERO
     windows: list[Stretch] = field(default_factory=list)  # per host; fleet-wide: empty
     hosts_failing: int = 0  # fleet-wide: hosts with a failure window in the period (excepted or not)
 
     @property
+    def assessed(self) -> timedelta:
+        """The time the control was measured: expected, less gaps and time not assessed."""
+        return self.expected - self.gaps - self.not_assessed
+
+    @property
     def passing(self) -> timedelta:
-        return self.expected - self.failing - self.excepted - self.gaps
+        return self.assessed - self.failing - self.excepted
 
     @property
     def share(self) -> float | None:
-        """Share of the expected time passing (None: no check measures it, or no time expected)."""
+        """Share of the assessed time passing (None: no check measures it, or it was never
+        assessed in the period: "not assessed", never a passing share)."""
+        if not self.checks or self.assessed <= ZERO:
+            return None
+        return self.passing / self.assessed
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the expected time assessed (None: no check measures it, or nothing expected)."""
         if not self.checks or not self.expected:
             return None
-        return self.passing / self.expected
+        return self.assessed / self.expected
 
 
 @dataclass
@@ -246,8 +271,51 @@ def _union(spans_of: dict[tuple[int, str], list[Span]], host_id: int, checks: tu
     return merge(s for c in checks for s in spans_of.get((host_id, c), ()))
 
 
+def _unassessed(framework: str, coverage: dict[int, HostCoverage], measured: set[str]) -> dict[tuple[int, str], list[Span]]:
+    """(host, control ref) -> the spans of the host's expected coverage during which its scan
+    in force left the control not assessed (status ``not_assessed`` or ``error`` in that
+    scan's per-control counts, before exceptions: an exception moves fail to excepted, never
+    evidence in or out). Two queries: the scans in force (each host's current one at the
+    start, and those finished in the period) with their result sets, then the framework's
+    counts of each distinct result set. ``measured``: the refs a check supports."""
+    if not coverage or not measured:
+        return {}
+    hosts = list(coverage)
+    start, end = min(c.start for c in coverage.values()), max(c.end for c in coverage.values())
+    scans = (ScanRun.objects.filter(host_id__in=hosts, state=ScanState.SUCCEEDED)
+             .filter(Q(pk__in=current_scans(hosts, start).values("pk")) | Q(finished_at__gt=start, finished_at__lt=end)))
+    rows = list(Evaluation.objects.filter(current=True, scan__in=scans.values("pk"))
+                .order_by("scan__host_id", "scan__finished_at", "scan_id")
+                .values_list("scan__host_id", "scan__finished_at", "result_set_id"))
+    counts = ResultSet.objects.filter(pk__in={rs for _h, _f, rs in rows}).annotate(
+        mine=KeyTransform(framework, "control_counts")).values_list("pk", "mine")
+    missing = {pk: frozenset(ref for ref in measured if not (c := (mine or {}).get(ref))
+                             or c.get("not_assessed") or c.get("error"))
+               for pk, mine in counts}
+    out: dict[tuple[int, str], list[Span]] = defaultdict(list)
+    by_host: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for host_id, finished_at, rs in rows:
+        by_host[host_id].append((finished_at, rs))
+    for host_id, scans_of in by_host.items():
+        cov = coverage[host_id]
+        since: dict[str, datetime] = {}
+        before: frozenset[str] = frozenset()
+        for finished_at, rs in scans_of:
+            moment = min(max(finished_at, cov.start), cov.end)
+            now = missing.get(rs, frozenset(measured))
+            if now != before:
+                for ref in before - now:
+                    out[(host_id, ref)].append((since.pop(ref), moment))
+                for ref in now - before:
+                    since[ref] = moment
+                before = now
+        for ref, s in since.items():
+            out[(host_id, ref)].append((s, cov.end))
+    return {key: merge(spans) for key, spans in out.items()}
+
+
 def _host_rows(fleet: list[ControlEffectiveness], cov: HostCoverage, failing: dict, excepted: dict,
-               ongoing: set[tuple[int, str]]) -> list[ControlEffectiveness]:
+               ongoing: set[tuple[int, str]], unassessed: dict) -> list[ControlEffectiveness]:
     """Every control on one host, from its checks' merged failing and excepted spans."""
     host_id, observed = cov.host_id, [(cov.start, cov.end)]
     gaps = merge((g.start, g.end) for g in cov.gaps)
@@ -258,8 +326,10 @@ def _host_rows(fleet: list[ControlEffectiveness], cov: HostCoverage, failing: di
                                    expected=cov.expected, gaps=gap_time)
         fails = intersect(_union(failing, host_id, row.checks), observed)
         excused = subtract(intersect(_union(excepted, host_id, row.checks), observed), fails)
+        missing = subtract(subtract(unassessed.get((host_id, row.ref), []), fails), gaps)
         row.failing = total(subtract(fails, gaps))
-        row.excepted = total(subtract(excused, gaps))
+        row.excepted = total(subtract(subtract(excused, missing), gaps))
+        row.not_assessed = total(missing)
         still = any((host_id, c) in ongoing for c in row.checks)
         row.windows = [Stretch(s, e, still and e == cov.end) for s, e in (merge(fails + excused) if excused else fails)]
         rows.append(row)
@@ -323,13 +393,15 @@ def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
     fleet = [ControlEffectiveness(ref, title, None, tuple(checks_of.get(ref, ())),
                                   any(kinds.get(c) == Kind.AUTOMATED for c in checks_of.get(ref, ())))
              for ref, title in catalog]
+    unassessed = _unassessed(framework, coverage, {row.ref for row in fleet if row.checks})
     per_host: dict[int, list[ControlEffectiveness]] = {}
     for host_id, cov in sorted(coverage.items()):
-        per_host[host_id] = rows = _host_rows(fleet, cov, failing, excepted, ongoing)
+        per_host[host_id] = rows = _host_rows(fleet, cov, failing, excepted, ongoing, unassessed)
         for summary, row in zip(fleet, rows, strict=True):
             summary.expected += row.expected
             summary.failing += row.failing
             summary.excepted += row.excepted
             summary.gaps += row.gaps
+            summary.not_assessed += row.not_assessed
             summary.hosts_failing += bool(row.windows)
     return Effectiveness(framework, start, end, fleet, per_host, coverage)

@@ -38,7 +38,7 @@ from posture.queries.controls import section_names
 from posture.queries.effectiveness import ControlEffectiveness, Stretch, operating_effectiveness
 from posture.queries.exports import chain_heads
 from posture.queries.history import time_to_remediate
-from posture.queries.rollups import host_rollups, rollup
+from posture.queries.rollups import rollup
 from posture.queries.trends import fleet_trend
 from posture.reports.csv import ExportSpec
 
@@ -152,7 +152,7 @@ class HostEffect:
 
     @property
     def share(self) -> str:
-        return pct(self.row.share)
+        return shown_share(self.row)
 
 
 @dataclass
@@ -170,7 +170,11 @@ class ControlEffect:
 
     @property
     def share(self) -> str:
-        return pct(self.fleet.share) if self.assessed else "not assessed"
+        return shown_share(self.fleet)
+
+    @property
+    def coverage(self) -> str:
+        return pct(self.fleet.coverage)
 
 
 @dataclass
@@ -207,14 +211,22 @@ class ControlDetail:
 ASSESSED = ("pass", "fail", "excepted")
 
 
-def _host_summary(rows: list[ControlEffectiveness], assessed: set[str] | None = None) -> dict:
-    """Operating effectiveness over the measured controls (time-weighted): those a check
-    supports and, given ``assessed``, that were assessed at the period's end (a control whose
-    evidence was never collected opens no failure window: it is not counted as passing)."""
-    measured = [r for r in rows if r.share is not None and (assessed is None or r.ref in assessed)]
-    expected = sum((r.expected for r in measured), timedelta(0))
+def shown_share(row: ControlEffectiveness) -> str:
+    """A share of the assessed time passing; "not assessed" for a control a check supports
+    that was never assessed in the period (never a passing share)."""
+    if row.share is None:
+        return "not assessed" if row.checks else "–"
+    return pct(row.share)
+
+
+def _host_summary(rows: list[ControlEffectiveness]) -> dict:
+    """Operating effectiveness over the measured controls (time-weighted): passing over
+    assessed time of the controls a check supports (time a control was not assessed, or in a
+    collection gap, is not assessed time: never passing)."""
+    measured = [r for r in rows if r.share is not None]
+    assessed = sum((r.assessed for r in measured), timedelta(0))
     passing = sum((r.passing for r in measured), timedelta(0))
-    return {"share": pct(passing / expected) if expected else "–",
+    return {"share": pct(passing / assessed) if assessed else "not assessed",
             "failed": sum(1 for r in measured if r.failing),
             "excepted": sum(1 for r in measured if r.excepted),
             "windows": sum(len(r.windows) for r in measured)}
@@ -253,8 +265,6 @@ def gather(spec: ExportSpec, *, generated_by: str = "", generated_at: datetime |
 
     step(30, "operating effectiveness")
     eff = operating_effectiveness(spec.framework, (start, end), ids)
-    assessed_on = {h: {c.ref for c in r[spec.framework].controls if c.status in ASSESSED}
-                   for h, r in host_rollups([spec.framework], ids, at=end).items()}
     assessed = {c.ref for c in at_end.controls if any(c.hosts.get(s) for s in ASSESSED)}
     ttr = {r.key[1]: r for r in time_to_remediate((start, end), by="control", hosts=ids, framework=spec.framework)}
     effects: list[ControlEffect] = []
@@ -270,7 +280,7 @@ def gather(spec: ExportSpec, *, generated_by: str = "", generated_at: datetime |
         effects.append(ControlEffect(fleet.ref, fleet.title, fleet, shown, max(0, len(hit) - HOSTS_MAX),
                                      sum(len(r.windows) for _, r in per_host), ttr.get(fleet.ref),
                                      fleet.ref in assessed or bool(hit)))
-    host_rows = [{"name": names[h], "coverage": eff.coverage[h], **_host_summary(rows, assessed_on.get(h, set()))}
+    host_rows = [{"name": names[h], "coverage": eff.coverage[h], **_host_summary(rows)}
                  for h, rows in sorted(eff.hosts.items(), key=lambda hr: names.get(hr[0], "")) if h in names]
     gaps = sorted((g for cov in eff.coverage.values() for g in cov.gaps), key=lambda g: (-g.duration, g.start))
     gap_time = sum((cov.gap_time for cov in eff.coverage.values()), timedelta(0))
@@ -308,7 +318,7 @@ def gather(spec: ExportSpec, *, generated_by: str = "", generated_at: datetime |
         "sections": sorted(sections.values(), key=lambda s: [int(p) if p.isdigit() else p
                                                               for p in s.section.replace(".", " ").split()]),
         "chart": chart, "chart_score": pct(chart.last_score), "chart_coverage": pct(chart.last_coverage),
-        "effects": effects, "host_rows": host_rows, "fleet_share": _host_summary(eff.controls, assessed)["share"],
+        "effects": effects, "host_rows": host_rows, "fleet_share": _host_summary(eff.controls)["share"],
         "gaps": gaps[:GAPS_MAX], "more_gaps": max(0, len(gaps) - GAPS_MAX), "gap_count": len(gaps),
         "gap_time": gap_time,
         "details": details, "manual_controls": len(manual),

@@ -105,11 +105,12 @@ def test_it_reports_the_gap_and_never_counts_it_as_passing(gap_host, range_agg):
     # Expected 8 days; the window [0, 7) minus the gap [2, 6) fails 3 days; 1 day passes.
     assert (row.expected, row.gaps, row.failing, row.excepted, row.passing) == (8 * DAY, 4 * DAY, 3 * DAY, 0 * DAY,
                                                                                    DAY)
-    assert row.share == pytest.approx(1 / 8)
+    # Share of the assessed time (8 days less the 4-day gap) passing; the gap shows in coverage.
+    assert (row.assessed, row.share, row.coverage) == (4 * DAY, pytest.approx(1 / 4), pytest.approx(4 / 8))
     assert row.windows == [Stretch(day(0), day(7), ongoing=False)]
     assert row.windows[0].duration == 7 * DAY
     fleet = control(result, "5.5")
-    assert (fleet.expected, fleet.passing, fleet.hosts_failing, fleet.share) == (8 * DAY, DAY, 1, pytest.approx(1 / 8))
+    assert (fleet.expected, fleet.passing, fleet.hosts_failing, fleet.share) == (8 * DAY, DAY, 1, pytest.approx(1 / 4))
     # A control failing all along passes never, whatever the gap.
     for rows in result.hosts.values():
         for r in rows:
@@ -257,8 +258,8 @@ def test_its_query_counts_do_not_grow_with_hosts_scans_or_windows(django_assert_
     small = counts()
     for n in range(3):
         history(make_host(f"more{n}"), {0: "fail", 1: "fixed", 2: "fail", 5: "fixed", 8: "fail"})
-    assert counts() == small == [1, 1, 1, 1, 2, 5]
-    with django_assert_max_num_queries(5):
+    assert counts() == small == [1, 1, 1, 1, 2, 7]
+    with django_assert_max_num_queries(7):
         result = operating_effectiveness(CIS, (day(0), day(9)))
     assert len(result.hosts) == 4
 
@@ -286,3 +287,58 @@ def test_it_does_interval_arithmetic_on_sorted_spans():
         (day(0), day(2)), (day(3), day(4))]
     assert subtract([(day(0), day(10))], [(day(2), day(3)), (day(5), day(12))]) == [
         (day(0), day(2)), (day(3), day(5))]
+
+
+def _control_statuses(scan: ScanRun) -> dict[str, str]:
+    """CIS control ref -> its status in the scan (the rollups' definition, before exceptions)."""
+    from posture.models import Evaluation
+    from posture.queries.rollups import control_status
+
+    counts = Evaluation.objects.get(scan=scan, current=True).result_set.control_counts.get(CIS, {})
+    return {ref: control_status(c) for ref, c in counts.items()}
+
+
+@MERGES
+def test_a_control_never_assessed_in_the_period_has_no_passing_share(range_agg):
+    """The host probe off all period: host-file checks are not_assessed, their controls too;
+    that time is "not assessed", never passing (as the PDF, controls.csv and the API show)."""
+    host = make_host("noprobe")
+    scans = history(host, {n: "probe-failed" for n in range(5)})
+    statuses = _control_statuses(scans[0])
+    refs = sorted(ref for ref, status in statuses.items() if status == "not_assessed")
+    assert refs, statuses
+    eff = operating_effectiveness(CIS, (day(0), day(5)), [host.pk], range_agg=range_agg)
+    rows = {r.ref: r for r in eff.hosts[host.pk]}
+    for ref in refs:
+        row = rows[ref]
+        if not row.checks:
+            continue
+        assert (row.expected, row.not_assessed, row.assessed, row.passing) == (5 * DAY, 5 * DAY, 0 * DAY, 0 * DAY), ref
+        assert (row.share, row.coverage) == (None, 0), ref
+    assessed = [r for r in rows.values() if statuses.get(r.ref) == "pass" and r.checks]
+    assert assessed and all((r.share, r.coverage, r.not_assessed) == (1, 1, 0 * DAY) for r in assessed)
+    fleet = {r.ref: r for r in eff.controls}
+    assert all(fleet[ref].share is None for ref in refs if fleet[ref].checks)
+
+
+@MERGES
+def test_the_part_of_the_period_a_control_was_not_assessed_is_not_passing_time(range_agg):
+    """Probe answering on days 0-2 and 4-5, failed on days 2-4: a host-file control passing
+    whenever assessed passes 3 of 3 assessed days (share 1), over 3 of 5 expected (coverage)."""
+    host = make_host("flaky-probe")
+    scans = history(host, {0: "probe-bad", 1: "probe-bad", 2: "probe-failed", 3: "probe-failed", 4: "probe-bad"})
+    assessed_then, missing_then = _control_statuses(scans[0]), _control_statuses(scans[2])
+    refs = sorted(ref for ref, s in assessed_then.items() if s == "pass" and missing_then.get(ref) == "not_assessed")
+    failing = sorted(ref for ref, s in assessed_then.items() if s == "fail" and missing_then.get(ref) == "not_assessed")
+    assert refs and failing
+    rows = {r.ref: r for r in operating_effectiveness(CIS, (day(0), day(5)), [host.pk], range_agg=range_agg).hosts[host.pk]}
+    for ref in refs:
+        row = rows[ref]
+        assert (row.expected, row.not_assessed, row.assessed, row.passing, row.failing) == (
+            5 * DAY, 2 * DAY, 3 * DAY, 3 * DAY, 0 * DAY), ref
+        assert (row.share, row.coverage) == (1, pytest.approx(3 / 5)), ref
+    # A failure window stays open while the probe cannot assess (nothing closes it): failing
+    # wins over not assessed, as the worst status does in the rollups.
+    for ref in failing:
+        row = rows[ref]
+        assert (row.failing, row.not_assessed, row.passing, row.share) == (5 * DAY, 0 * DAY, 0 * DAY, 0), ref

@@ -66,9 +66,11 @@ def test_it_round_trips_every_export_with_the_query_layers_rows(period):
     row = next(r for r in controls if r[1] == "5.5")
     want = next(c for c in eff.hosts[host.pk] if c.ref == "5.5")
     assert (row[3], row[4]) == ("audit1", "pass")  # fixed at the period's end
-    assert [int(row[i]) for i in (7, 8, 9, 10, 11)] == [int(t.total_seconds()) for t in (
-        want.expected, want.passing, want.failing, want.excepted, want.gaps)]
-    assert int(row[11]) > 0 and float(row[12]) == pytest.approx(want.share)  # the gap, never passing
+    assert [int(row[i]) for i in (7, 8, 9, 10, 11, 12)] == [int(t.total_seconds()) for t in (
+        want.expected, want.passing, want.failing, want.excepted, want.gaps, want.not_assessed)]
+    # The gap is never passing: outside the assessed time, it shows in the coverage.
+    assert int(row[11]) > 0 and float(row[13]) == pytest.approx(want.share)
+    assert float(row[14]) == pytest.approx(want.coverage) and want.coverage < 1
 
     scans = parsed("scans", spec)[1:]
     assert [int(r[0]) for r in scans] == [s.pk for s in period["scans"]]
@@ -138,3 +140,19 @@ def test_it_streams_a_large_export_in_flat_memory(period, kind):
     assert rows_small >= 9_000 and rows_large >= 49_000
     # Five times the rows, about the same memory: nothing holds every row (generous bound).
     assert peak_large < peak_small * 1.5 + 256 * 1024, (peak_small, peak_large)
+
+
+def test_its_fast_cells_write_exactly_what_neutralise_writes():
+    from datetime import UTC, datetime
+
+    values = [None, "", "plain", "=1+1", "+x", "-x", "@x", "\tx", "\rx", "a=b", "'=already", 0, 7, -3, True, False,
+              1.5, -0.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+              timedelta(seconds=90), timedelta(seconds=1, microseconds=500), "ünïcode, \"quoted\"\nline"]
+
+    def written(rows) -> str:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\r\n").writerows(rows)
+        return out.getvalue()
+
+    rows = [values, [None], [""], list(reversed(values))]
+    assert written(exports.cells(r) for r in rows) == written([exports.neutralise(v) for v in r] for r in rows)
