@@ -124,7 +124,7 @@ def control_detail(request: HttpRequest, framework: str, ref: str) -> HttpRespon
         framework=framework, checks=checks, rollup=row, moment=moment, page=page, rows=rows, chosen=chosen,
         evidence=evidence, lines=evidence_lines(evidence.payload, chosen.detail) if evidence else None,
         exceptions=list(exceptions), attestations=list(attestations), timeline=timeline,
-        bars=control_queries.bars(timeline), at_given=bool(at))
+        at_given=bool(at))
     return render(request, "posture/control_detail.html", context)
 
 

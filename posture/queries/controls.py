@@ -5,7 +5,6 @@ Kept in the query layer so the page never queries models itself; each function i
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -58,13 +57,37 @@ def deciding_evidence(row: CheckResult) -> DecidingEvidence | None:
     return DecidingEvidence(item.kind, item.key, item.evidence.digest, item.evidence.payload)
 
 
-@dataclass
-class HostTimeline:
-    """One host's failure windows of a control's checks over the timeline's period."""
+@dataclass(frozen=True, slots=True)
+class Window:
+    """One failure window of a timeline, as the page reads it (plain values: no model
+    instance per window, a fleet-wide control has thousands in 90 days)."""
 
     host_id: int
     host_name: str
-    windows: list[FailureWindow] = field(default_factory=list)
+    check_id: str
+    resource_type: str
+    resource: str
+    opened_at: datetime
+    closed_at: datetime | None  # None: still failing
+    clipped_start: datetime  # the part inside the timeline's period
+    clipped_end: datetime
+    duration: timedelta  # clipped_end - clipped_start
+
+
+#: The columns of a ``Window``, in its field order, read with ``values_list``.
+_WINDOW_COLUMNS = ("host_id", "host__name", "check_id", "resource_type", "resource", "opened_at", "closed_at",
+                   "clipped_start", "clipped_end", "duration")
+
+
+@dataclass
+class HostTimeline:
+    """One host's failure windows of a control's checks over the timeline's period, and
+    their bars: (x, width) on a ``TRACK``-unit track of the period, drawn in order."""
+
+    host_id: int
+    host_name: str
+    windows: list[Window] = field(default_factory=list)
+    bars: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def failing_for(self) -> timedelta:
@@ -76,41 +99,47 @@ class Timeline:
     start: datetime
     end: datetime
     hosts: list[HostTimeline]
-    rows: list[FailureWindow]  # newest first, at most TIMELINE_ROWS
+    rows: list[Window]  # newest first, at most TIMELINE_ROWS
     total: int  # windows in the period
     drawn: int = 0  # windows drawn (at most TIMELINE_MAX, the earliest opened)
 
 
+#: Units of a timeline's track: the bars are SVG attributes on a ``0 0 TRACK 10`` viewBox
+#: (not inline styles: the CSP forbids those).
+TRACK = 1000
+
+
 def timeline(check_ids: list[str], end: datetime | None = None, days: int = TIMELINE_DAYS) -> Timeline:
     """The failure windows of ``check_ids`` overlapping the ``days`` before ``end`` (default
-    now), per host (``posture.queries.history.failure_windows``, clipped to the period).
-    One query for the windows (a COUNT too past ``TIMELINE_MAX``), whatever the hosts."""
+    now), per host (``posture.queries.history.failure_windows``, clipped to the period), with
+    each host's bars. One query for the windows (a COUNT too past ``TIMELINE_MAX``),
+    whatever the hosts."""
     end = min(end or timezone.now(), timezone.now())
     start = end - timedelta(days=days)
-    windows: QuerySet[FailureWindow] = failure_windows(check=check_ids, period=(start, end)).select_related("host")
-    listed = list(windows[:TIMELINE_MAX + 1]) if check_ids else []
+    windows: QuerySet[FailureWindow] = failure_windows(check=check_ids, period=(start, end))
+    listed = [Window(*row) for row in windows.values_list(*_WINDOW_COLUMNS)[:TIMELINE_MAX + 1]] if check_ids else []
     total = len(listed)
     if total > TIMELINE_MAX:
         listed, total = listed[:TIMELINE_MAX], windows.count()
     per_host: dict[int, HostTimeline] = {}
     for w in listed:
-        per_host.setdefault(w.host_id, HostTimeline(w.host_id, w.host.name)).windows.append(w)
+        host = per_host.get(w.host_id)
+        if host is None:
+            host = per_host[w.host_id] = HostTimeline(w.host_id, w.host_name)
+        host.windows.append(w)
     hosts = sorted(per_host.values(), key=lambda h: (-h.failing_for, h.host_name))
-    rows = sorted(listed, key=lambda w: (w.opened_at, w.pk), reverse=True)
+    span = (end - start).total_seconds() or 1
+    for host in hosts:
+        host.bars = [_bar((w.clipped_start - start).total_seconds() / span * TRACK,
+                          (w.clipped_end - start).total_seconds() / span * TRACK) for w in host.windows]
+    rows = listed[::-1]  # newest first: the query orders by (opened_at, id)
     return Timeline(start, end, hosts, rows[:TIMELINE_ROWS], total, drawn=len(listed))
 
 
-def bars(timeline: Timeline, width: int = 1000) -> dict[int, list[tuple[int, int]]]:
-    """host id -> [(x, w)] of its windows on a ``width``-unit track of the period (SVG
-    attributes, not inline styles: the CSP forbids those). At least one unit wide."""
-    span = (timeline.end - timeline.start).total_seconds() or 1
-    out: dict[int, list[tuple[int, int]]] = defaultdict(list)
-    for host in timeline.hosts:
-        for w in host.windows:
-            x = int((w.clipped_start - timeline.start).total_seconds() / span * width)
-            x2 = int((w.clipped_end - timeline.start).total_seconds() / span * width)
-            out[host.host_id].append((max(0, min(x, width - 1)), max(1, min(x2, width) - x)))
-    return dict(out)
+def _bar(x1: float, x2: float) -> tuple[int, int]:
+    """(x, width) of a window from its ends in track units: inside the track, at least one unit wide."""
+    x = int(x1)
+    return max(0, min(x, TRACK - 1)), max(1, min(int(x2), TRACK) - x)
 
 
 def section_names(framework: str) -> dict[str, str]:

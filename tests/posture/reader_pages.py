@@ -10,6 +10,8 @@ web-2), hostile strings, and the page x role tests every reader page passes.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
+from unittest import mock
 
 import pytest
 from django.test import Client
@@ -53,3 +55,23 @@ def reader_page_tests(pages: list[str]):
 
     return (test_it_sends_anonymous_visitors_to_the_login_page, test_it_refuses_accounts_without_a_role,
             test_it_lets_every_role_read)
+
+
+@contextmanager
+def formatting_calls():
+    """Counts the values a block formats through Django's locale machinery (``number_format``
+    for a number printed by ``{{ }}``, ``date_format`` for the ``date`` filter): the costly
+    part of a template's inner loop, which must not grow with hosts, scans or windows."""
+    from django.utils import formats
+
+    counts = {"numbers": 0, "dates": 0}
+
+    def counting(name, fn):
+        def wrapped(*args, **kwargs):
+            counts[name] += 1
+            return fn(*args, **kwargs)
+        return wrapped
+
+    with (mock.patch.object(formats, "number_format", counting("numbers", formats.number_format)),
+          mock.patch.object(formats, "date_format", counting("dates", formats.date_format))):
+        yield counts

@@ -18,7 +18,7 @@ from posture.models import Attestation, ControlException, ExceptionState
 from posture.queries.rollups import rollup
 from posture.queries.verdicts import findings
 from tests.posture.conftest import SNAPSHOT
-from tests.posture.reader_pages import ESCAPED, HOSTILE, reader_page_tests, scanned
+from tests.posture.reader_pages import ESCAPED, HOSTILE, formatting_calls, reader_page_tests, scanned
 
 pytestmark = pytest.mark.django_db
 CIS = "cis-docker-1.8.0"
@@ -174,3 +174,33 @@ def test_it_caps_the_windows_drawn_and_says_so(client: Client, auditor, web_host
     assert (timeline.total, timeline.drawn) == (2, 1)
     client.force_login(auditor)
     assert "2 windows in these 90 days: the bars draw the first 1." in client.get(PRIVILEGED).content.decode()
+
+
+def test_it_formats_a_bounded_number_of_values_whatever_the_hosts(client: Client, auditor):
+    """The timeline's bars and windows are positioned and formatted once in Python, not
+    localised value by value in the template: 10 hosts format no more than 2."""
+    client.force_login(auditor)
+    for i in range(2):
+        scanned(f"web-{i + 1}")
+    with formatting_calls() as few:
+        assert client.get(PRIVILEGED).status_code == 200
+    for i in range(2, 10):
+        scanned(f"web-{i + 1}")
+    with formatting_calls() as many:
+        body = client.get(PRIVILEGED).content.decode()
+    assert body.count("<rect ") >= 10 and many == few
+
+
+def test_it_draws_each_window_where_it_falls_in_the_period(client: Client, auditor, web_hosts):
+    from posture.queries import controls
+
+    timeline = controls.timeline(["container.privileged_disabled"])
+    span = (timeline.end - timeline.start).total_seconds()
+    for host in timeline.hosts:
+        assert len(host.bars) == len(host.windows)
+        for (x, width), w in zip(host.bars, host.windows, strict=True):
+            assert x == int((w.clipped_start - timeline.start).total_seconds() / span * 1000)
+            assert width == max(1, min(int((w.clipped_end - timeline.start).total_seconds() / span * 1000), 1000) - x)
+    client.force_login(auditor)
+    x, width = timeline.hosts[0].bars[0]
+    assert f'<rect x="{x}" y="0" width="{width}" height="10"></rect>' in client.get(PRIVILEGED).content.decode()
