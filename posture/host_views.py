@@ -247,27 +247,27 @@ class ResourceRow:
 
 def resource_sections(host: DockerHost, groups: list[ResourceGroup], at: datetime | None) -> list[dict[str, Any]]:
     """The host's resources by section, each with links to its findings (all, failing, one
-    check) and, per failing check, to the deciding evidence on the control's page."""
-    stamp = {"at": at.isoformat()} if at else {}
+    check) and, per failing check, to the deciding evidence on the control's page. A
+    resource's query string is encoded once, not once per failing check."""
+    stamp = "&" + urlencode({"at": at.isoformat()}) if at else ""
     findings_page = reverse("findings-page")
     control_pages: dict[str, str] = {}  # ref -> URL (reversed once per control, not per link)
 
-    def findings_url(group: ResourceGroup, **extra: str) -> str:
-        return findings_page + "?" + urlencode({"host": host.pk, "resource_type": group.resource_type,
-                                                "resource": group.resource, **extra, **stamp})
-
-    def link(group: ResourceGroup, check: FailingCheck) -> FailingLink:
+    def link(base: str, check: FailingCheck) -> FailingLink:
         ref = next((r for slug, r in check.controls if slug == SUMMARY_FRAMEWORK), None)
         if ref and ref not in control_pages:
             control_pages[ref] = reverse("control-page", args=[SUMMARY_FRAMEWORK, ref])
-        evidence = (control_pages[ref] + "?" + urlencode({"evidence": f"{check.scan_id}-{check.result_id}", **stamp})
-                    + "#evidence" if ref else None)
-        return FailingLink(check, ref, evidence, findings_url(group, check=check.check_id))
+        evidence = f"{control_pages[ref]}?evidence={check.scan_id}-{check.result_id}{stamp}#evidence" if ref else None
+        return FailingLink(check, ref, evidence, f"{base}&{urlencode({'check': check.check_id})}{stamp}")
+
+    def row(group: ResourceGroup) -> ResourceRow:
+        base = findings_page + "?" + urlencode({"host": host.pk, "resource_type": group.resource_type,
+                                                "resource": group.resource})
+        return ResourceRow(group, [link(base, c) for c in group.failing], base + stamp, f"{base}&status=fail{stamp}")
 
     out = []
     for key, label, types in RESOURCE_SECTIONS:
-        rows = [ResourceRow(g, [link(g, c) for c in g.failing], findings_url(g), findings_url(g, status="fail"))
-                for g in groups if g.resource_type in types]
+        rows = [row(g) for g in groups if g.resource_type in types]
         out.append({"key": key, "label": label, "rows": rows,
                     "failing": sum(1 for r in rows if r.failing)})
     return out

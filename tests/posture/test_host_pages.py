@@ -614,3 +614,25 @@ def test_it_offers_any_for_an_empty_choice_filter_and_active_hosts_by_default(cl
     assert '<option value="" selected>any</option>' in form and "---------" not in form
     archived = form.split('name="archived"')[1].split("</select>")[0]
     assert '<option value="false">false (the default)</option>' in archived and 'value=""' not in archived
+
+
+#: The host page's failing-check items as a template loop wrote them before ``failing_items``.
+_FAILING_LOOP = ('{% for f in links %}<li><span class="sev sev-{{ f.check.severity|default:\'none\' }}">'
+                 '{{ f.check.severity|default:"–" }}</span> {{ f.check.title|default:f.check.check_id }}\n'
+                 '        <span class="links">{% if f.evidence_url %}<a href="{{ f.evidence_url }}" title="the deciding '
+                 'evidence, on CIS {{ f.ref }}\'s page">CIS {{ f.ref }} evidence</a> · {% endif %}<a href="'
+                 '{{ f.findings_url }}" title="this finding in the findings list">finding</a></span></li>{% endfor %}')
+
+
+def test_it_writes_failing_checks_escaped_as_the_template_loop_did():
+    from django.template import Context, Template
+
+    from posture.host_views import FailingLink
+    from posture.queries.groups import FailingCheck
+
+    hostile = '<img src=x onerror=alert(1)>"\'&'
+    links = [FailingLink(FailingCheck(f"c.{hostile}", hostile, hostile, 1, 2), hostile, f"/e?{hostile}", f"/f?{hostile}"),
+             FailingLink(FailingCheck("c.plain", None, None, 3, 4), None, None, "/f?a=1&b=2")]
+    written = Template("{% load posture_tags %}{% failing_items links %}").render(Context({"links": links}))
+    assert written == Template(_FAILING_LOOP).render(Context({"links": links}))
+    assert "<img" not in written and escape(hostile) in written
