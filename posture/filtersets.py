@@ -38,6 +38,7 @@ from posture.models.hosts import URL_SCHEMES
 from posture.models.tokens import TokenState
 from posture.queries import verdicts
 from posture.queries.rollups import FrameworkRollup, rollups
+from posture.widgets import FastSelect
 from scanners.snapshot import KINDS as EVIDENCE_KINDS
 
 # --- strictness: the one rule for every listing (API backend, pages, exports) -------------
@@ -261,7 +262,10 @@ def audit_actions() -> list[tuple[str, str]]:
 
 
 class ListingChoiceField(filter_fields.ChoiceField):
-    """A choice field whose refusal lists every valid choice."""
+    """A choice field whose refusal lists every valid choice (a ``<select>`` written in
+    Python: the check filter offers the whole catalog)."""
+
+    widget = FastSelect
 
     def validate(self, value) -> None:
         try:
