@@ -293,7 +293,7 @@ def host_page(request: HttpRequest, pk: int) -> HttpResponse:
     if at is not None:
         scans = scans.filter(queued_at__lte=at)
     page = Paginator(scans, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
-    summary = host_summaries([host.pk], moment, SUMMARY_FRAMEWORK).get(host.pk) if current else None
+    summary = host_summaries([host.pk], at, SUMMARY_FRAMEWORK).get(host.pk) if current else None
     groups = resources_with_failures(findings([host], moment)) if current else []
     return render(request, "posture/host_detail.html", {
         "host": host, "state": host_state(host), "current": current, "facts": daemon_facts(current),
