@@ -56,6 +56,19 @@ def test_it_summarises_any_number_of_hosts_in_a_fixed_number_of_queries(n_hosts,
         assert len(host_summaries(hosts, T0 + DAY)) == n_hosts
 
 
+
+def test_it_summarises_hosts_now_from_the_read_model_and_its_cached_answer(fleet, django_assert_num_queries):
+    """Now (no moment) is read as the overview reads it: the read model, whose cache key a
+    second page view shares (a moment of "now" passed explicitly would be a new key each
+    time, computed again and cached for nobody)."""
+    alpha, beta, _gamma = fleet
+    summaries = host_summaries(fleet)
+    for host in (alpha, beta):
+        rollup = host_rollups([CIS], [host])[host.pk][CIS]
+        assert (summaries[host.pk].tally, summaries[host.pk].score) == (rollup.pair_tally, rollup.score)
+    with django_assert_num_queries(3):  # the read model's key (2), then the failing findings
+        assert host_summaries(fleet) == summaries
+
 def test_it_lists_every_resource_with_its_failing_checks_after_exceptions(fleet):
     alpha = fleet[0]
     exception(PRIV, "rec-privileged", alpha, approved=T0 + DAY)
