@@ -36,7 +36,7 @@ from posture.models import Framework
 from posture.queries import catalog as catalog_queries
 from posture.queries.effectiveness import operating_effectiveness
 from posture.queries.history import collection_gaps, failure_windows
-from posture.queries.rollups import fleet_and_hosts, read
+from posture.queries.rollups import cached, fleet_and_hosts, read
 from posture.queries.scores import ASSESSED, coverage, score
 from posture.queries.summary import current_scan_ids, failing, fleet_at, fleet_hosts, host_names
 from posture.queries.trends import fleet_trend, last_days
@@ -92,7 +92,12 @@ class FindingViewSet(_Listing):
         _not_future("at", at)
         if at is not None:  # now reads the read model of posture now; a moment, the stored results
             filterset.scans = current_scan_ids(fleet_at(at), at)
-        return findings_page(self, filterset)
+        # A page is cached on what it shows (posture/queries/rollups.py ``cached``): the fleet's
+        # current result sets, hosts and scans, the exceptions applied, and the URL asked.
+        state = read(None, at, filterset.scans if at is not None else None)
+        data = cached("findings", (request.build_absolute_uri(),), state,
+                      lambda: findings_page(self, filterset).data, rows=True)
+        return Response(data)
 
 
 # --- posture summary ---------------------------------------------------------------------------

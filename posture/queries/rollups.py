@@ -42,7 +42,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
@@ -294,7 +294,11 @@ class Read:
     at: datetime
     rows: list[ScanRow]
     key: str
-    #: False for given scans read as of this very moment: a key no later read would share.
+    #: ``key`` and each host's name and current scan: the key of listings of results, which
+    #: show them (a rollup's figures do not depend on them).
+    rows_key: str
+    #: False for a read as of this very moment (given scans, or a moment within the last
+    #: minute): a key no later read would share, so caching it would only fill the cache.
     cacheable: bool = True
 
 
@@ -308,19 +312,25 @@ def read(hosts: Iterable[HostRef] | QuerySet[DockerHost] | None = None, at: date
         applied_at, digest = fresh_state()
         qs = of_hosts(CurrentScan.objects.all(), hosts)
         digests = ResultSet.objects.filter(pk=OuterRef("result_set_id")).values("digest")[:1]
-        rows = list(qs.annotate(rs_digest=Subquery(digests)).order_by("scan_id")
-                    .values_list("scan_id", "host_id", "result_set_id", "rs_digest"))
+        found = list(qs.annotate(rs_digest=Subquery(digests)).order_by("scan_id")
+                     .values_list("scan_id", "host_id", "result_set_id", "rs_digest", "host__name"))
         now, state = timezone.now(), ("now", applied_at.isoformat(), digest)
     else:
         from posture.jobs.current import exceptions_digest
 
         now = at or timezone.now()
-        rows = list(Evaluation.objects.filter(current=True, scan__in=scan_ids(hosts, now, scans)).order_by("scan_id")
-                    .values_list("scan_id", "scan__host_id", "result_set_id", "result_set__digest"))
+        found = list(Evaluation.objects.filter(current=True, scan__in=scan_ids(hosts, now, scans)).order_by("scan_id")
+                     .values_list("scan_id", "scan__host_id", "result_set_id", "result_set__digest", "scan__host__name"))
         state = ("at", now.isoformat(), exceptions_digest())
+    rows = [row[:4] for row in found]
     key = hashlib.md5(repr((_catalog_key(), state, [(h, rs, d) for _s, h, rs, d in rows])).encode(),
                       usedforsecurity=False).hexdigest()
-    return Read(at is None and scans is None, now, rows, key, cacheable=at is not None or scans is None)
+    # Listings of results also show each host's name and scan: their key covers those too.
+    rows_key = hashlib.md5(repr((key, [(s, h, name) for s, h, _rs, _d, name in found])).encode(),
+                           usedforsecurity=False).hexdigest()
+    is_now = at is None and scans is None
+    recent = at is None or at > timezone.now() - RECENT
+    return Read(is_now, now, rows, key, rows_key, cacheable=is_now or not recent)
 
 
 @lru_cache(maxsize=1)
@@ -343,18 +353,22 @@ def _catalog_key() -> str:
 _LOCAL: OrderedDict[str, Any] = OrderedDict()
 _LOCAL_MAX = 32
 _LOCAL_LOCK = threading.Lock()
+#: A moment this close to now is "now" asked explicitly: not worth a cache entry.
+RECENT = timedelta(minutes=1)
 #: How long an answer is kept: a key that is no longer read just expires.
 CACHE_SECONDS = {True: 3600, False: 24 * 3600}  # now / at a moment
 _MISSING = object()
 
 
-def cached(kind: str, parts: tuple, state: Read, compute: Callable[[], Any]) -> Any:
-    """``compute()``, or the answer cached for (``kind``, ``parts``, ``state.key``). The
-    answer is shared: callers treat it as read-only. A cache that fails (Redis down) is
+def cached(kind: str, parts: tuple, state: Read, compute: Callable[[], Any], *, rows: bool = False) -> Any:
+    """``compute()``, or the answer cached for (``kind``, ``parts``, ``state.key``; with
+    ``rows``, ``state.rows_key``: a listing that shows hosts' names and scans). The answer is
+    shared: callers treat it as read-only. A cache that fails (Redis down) is
     skipped, never an error."""
     if not state.cacheable:
         return compute()
-    key = f"posture:read:{kind}:" + hashlib.md5(repr((parts, state.key)).encode(), usedforsecurity=False).hexdigest()
+    key = f"posture:read:{kind}:" + hashlib.md5(repr((parts, state.rows_key if rows else state.key)).encode(),
+                                                usedforsecurity=False).hexdigest()
     with _LOCAL_LOCK:
         value = _LOCAL.get(key, _MISSING)
         if value is not _MISSING:

@@ -422,9 +422,22 @@ def write_hosts(spec: SeedSpec, indices: list[int], events: list[Event], host_id
             scan_id, ok = _write_scan(host_ids[index], urls[index], at, snapshot, spec.history == "live", rng)
             out[(index, day)] = (scan_id, ok, at)
     if spec.history != "live":
+        _analyze()
         for index in indices:
             rebuild_history(host_ids[index])
     return out
+
+
+def _analyze() -> None:
+    """Fresh planner statistics after a bulk write (PostgreSQL): until autovacuum gets to the
+    tables, the planner believes the results are a fraction of what they are and counts a
+    result set's results with a parallel scan of every result (a year of 100 hosts: 600 ms a
+    result set instead of 2 ms, two hours of rebuilding instead of two minutes)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
 
 
 def _shard(args):

@@ -10,6 +10,7 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 
 from posture.jobs.ingest import canonical_json
 from posture.models import DockerHost, FailureWindow
+from posture.queries import rollups as rollup_queries
 from posture.queries.rollups import fleet_and_hosts, host_rollups, rollup
 from tests.posture.conftest import SNAPSHOT, api_error
 from tests.posture.queries.test_verdicts import PIDS, PRIV, exception, scan_at, without
@@ -45,8 +47,10 @@ def _fleet(n: int, start: int = 0, *, scans: int = 2) -> list[DockerHost]:
     return hosts
 
 
-def _queries(client: APIClient, url: str, params: dict | None = None) -> int:
+def _queries(client: APIClient, url: str, params: dict | None = None, before=None) -> int:
     client.get(url, params)  # warm caches (catalog, choices)
+    if before:
+        before()
     with CaptureQueriesContext(connection) as captured:
         response = client.get(url, params)
     assert response.status_code == 200, response.content[:300]
@@ -77,11 +81,40 @@ def test_it_refuses_an_unknown_finding_filter_or_value_naming_the_valid_ones(cli
     assert future.status_code == 400 and "in the future" in api_error(future)["fields"]["at"][0]
 
 
+def _forget_cached_reads() -> None:
+    rollup_queries._LOCAL.clear()
+    cache.clear()
+
+
 def test_it_lists_findings_in_as_many_queries_for_six_hosts_as_for_two(client):
+    params = {"status": "fail", "page": 2, "page_size": 5}
     _fleet(2)
-    small = _queries(client, "/api/v1/findings/", {"status": "fail", "page": 2, "page_size": 5})
+    small = _queries(client, "/api/v1/findings/", params, before=_forget_cached_reads)
     _fleet(4, start=2)
-    assert _queries(client, "/api/v1/findings/", {"status": "fail", "page": 2, "page_size": 5}) == small
+    assert _queries(client, "/api/v1/findings/", params, before=_forget_cached_reads) == small
+
+
+def test_a_findings_page_asked_again_is_the_cached_page_until_what_it_shows_changes(client):
+    web0, web1 = _fleet(2)
+    params = {"check": PRIV, "status": "fail"}
+    first = client.get("/api/v1/findings/", params).json()
+    assert [r["host"]["name"] for r in first["results"]] == ["web0"]
+    with CaptureQueriesContext(connection) as captured:
+        assert client.get("/api/v1/findings/", params).json() == first
+    assert len(captured) <= 4, [q["sql"][:120] for q in captured]  # the key: a few small queries
+    # A new scan of web1 with the privileged container back: a new key, the page computed again.
+    scan_at(web1, SNAPSHOT, timezone.now() - timedelta(minutes=1))
+    again = client.get("/api/v1/findings/", params).json()
+    assert sorted(r["host"]["name"] for r in again["results"]) == ["web0", "web1"]
+    # A renamed host: the page shows its new name (names are part of a listing's key).
+    DockerHost.objects.filter(pk=web0.pk).update(name="web0-renamed")
+    renamed = client.get("/api/v1/findings/", params).json()
+    assert sorted(r["host"]["name"] for r in renamed["results"]) == ["web0-renamed", "web1"]
+    # The same page at a past moment is cached too, and answers what was true then.
+    at = (timezone.now() - DAY / 2).isoformat()
+    past = client.get("/api/v1/findings/", {**params, "at": at}).json()
+    assert client.get("/api/v1/findings/", {**params, "at": at}).json() == past
+    assert sorted(r["host"]["name"] for r in past["results"]) == ["web0-renamed", "web1"]
 
 
 def test_it_answers_a_deep_page_with_the_rows_the_whole_ordered_list_has_there(client):

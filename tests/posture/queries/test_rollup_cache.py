@@ -34,7 +34,7 @@ DAY = timedelta(days=1)
 def uncached():
     """Answers computed afresh: the cache neither read nor written."""
     saved = rollup_queries.cached
-    rollup_queries.cached = lambda kind, parts, state, compute: compute()
+    rollup_queries.cached = lambda kind, parts, state, compute, **_: compute()
     try:
         yield
     finally:
@@ -148,3 +148,11 @@ def test_an_exception_for_another_check_still_reads_the_same(fleet, operator, ad
                                  resource_pattern="no-such-container")
     exception_jobs.decide(admin, exc, approve=True)
     assert assert_fresh() == before
+
+
+def test_a_moment_of_the_last_minute_is_not_cached_an_older_one_is(fleet):
+    """"Now" asked with an explicit moment would write a key no later read shares."""
+    now = timezone.now()
+    assert rollup_queries.read(at=now).cacheable is False
+    assert rollup_queries.read(at=now - 2 * rollup_queries.RECENT).cacheable is True
+    assert rollup_queries.read().cacheable is True
