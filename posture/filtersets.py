@@ -37,7 +37,7 @@ from posture.models import (
 from posture.models.hosts import URL_SCHEMES
 from posture.models.tokens import TokenState
 from posture.queries import verdicts
-from posture.queries.rollups import FrameworkRollup, rollups
+from posture.queries.rollups import FrameworkRollup, Read, read, rollups
 from posture.widgets import FastSelect
 from scanners.snapshot import KINDS as EVIDENCE_KINDS
 
@@ -602,15 +602,21 @@ class ControlFilterSet(_VerdictFilters):
         chosen = self.form.cleaned_data.get("framework") or self.default_framework
         return [chosen] if chosen else [slug for slug, _ in framework_choices()]
 
-    def rollups(self) -> dict[str, FrameworkRollup]:
-        """framework slug -> ``FrameworkRollup`` at the moment asked (cached)."""
-        if not hasattr(self, "_rollups"):
+    def state(self) -> Read:
+        """What the rollups asked stand on (``posture.queries.rollups.read``): their key."""
+        if not hasattr(self, "_state"):
             hosts = self.hosts
             host = self.form.cleaned_data.get("host") if "host" in self.filters else None
             if host:
                 hosts = DockerHost.objects.filter(verdicts.host_q(host, name="name", id="pk"))
             # read_at: None reads now from the read model (and its cache key), not the stored results
-            self._rollups = rollups(self.frameworks(), hosts, self.read_at, scans=self.scans)
+            self._state = read(hosts, self.read_at, self.scans)
+        return self._state
+
+    def rollups(self) -> dict[str, FrameworkRollup]:
+        """framework slug -> ``FrameworkRollup`` at the moment asked (cached)."""
+        if not hasattr(self, "_rollups"):
+            self._rollups = rollups(self.frameworks(), state=self.state())
         return self._rollups
 
     def rows(self) -> list:

@@ -375,6 +375,9 @@ POSTURE_MAX_RESPONSE_BYTES = env_int("POSTURE_MAX_RESPONSE_BYTES", 16 * 1024 * 1
 # Seconds a worker may spend rendering one report (PDF, CSV or package) before Celery's soft
 # time limit stops it (the hard limit is 60 s later); independent of the scan timeout.
 POSTURE_REPORT_TIMEOUT = env_int("POSTURE_REPORT_TIMEOUT", 1800, minimum=10)
+# Rollups and listings computed by posture/queries are cached on a key of what they stand on
+# (never stale); off computes every answer afresh (debugging, benchmarks of the computation).
+POSTURE_READ_CACHE = env_bool("POSTURE_READ_CACHE", True)
 # Broker visibility timeout (Redis): an unacknowledged scan message is redelivered after it.
 POSTURE_BROKER_VISIBILITY_TIMEOUT = env_int(
     "POSTURE_BROKER_VISIBILITY_TIMEOUT", POSTURE_SCAN_TIMEOUT + 300, minimum=1

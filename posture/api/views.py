@@ -51,6 +51,7 @@ from posture.jobs.connection import check_connection
 from posture.jobs.hosts import archive_host, unarchive_host
 from posture.jobs.scans import ScanRefused, queue_scan
 from posture.models import Attestation, AuditEvent, Control, ControlException, CurrentFinding, DockerHost, ScanRun
+from posture.queries.rollups import cached
 from posture.queries.scans import current_scan_id
 from posture.queries.verdicts import verdict_moment
 from posture.uploads import FALLBACK_TYPE, KINDS, attestation_file_response
@@ -350,9 +351,14 @@ class ControlViewSet(viewsets.ReadOnlyModelViewSet):
     @conditional
     def list(self, request, *args, **kwargs):
         filterset = _valid(ControlFilterSet(request.query_params, queryset=self.get_queryset(), request=request))
-        page = self.paginate_queryset(filterset.qs)
-        context = {**self.get_serializer_context(), "rollups": filterset.rollups()}
-        return self.get_paginated_response(ControlSerializer(page, many=True, context=context).data)
+
+        def page() -> dict:
+            rows = self.paginate_queryset(filterset.qs)
+            context = {**self.get_serializer_context(), "rollups": filterset.rollups()}
+            return self.get_paginated_response(ControlSerializer(rows, many=True, context=context).data).data
+
+        # A page is cached on what it shows: the rollups' key (posture/queries/rollups.py) and the URL.
+        return Response(cached("controls", (request.build_absolute_uri(),), filterset.state(), page))
 
     @conditional
     def retrieve(self, request, *args, **kwargs):

@@ -47,6 +47,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.utils import timezone
@@ -365,7 +366,7 @@ def cached(kind: str, parts: tuple, state: Read, compute: Callable[[], Any], *, 
     ``rows``, ``state.rows_key``: a listing that shows hosts' names and scans). The answer is
     shared: callers treat it as read-only. A cache that fails (Redis down) is
     skipped, never an error."""
-    if not state.cacheable:
+    if not state.cacheable or not settings.POSTURE_READ_CACHE:
         return compute()
     key = f"posture:read:{kind}:" + hashlib.md5(repr((parts, state.rows_key if rows else state.key)).encode(),
                                                 usedforsecurity=False).hexdigest()
