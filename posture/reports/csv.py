@@ -34,7 +34,7 @@ from posture.queries.exports import attestations_during, evidence_index, excepti
 from posture.queries.history import clip_period, failure_windows
 from posture.queries.rollups import host_rollups
 from posture.queries.scans import current_scans
-from posture.queries.verdicts import findings
+from posture.queries.verdicts import finding_rows
 
 #: Rows fetched per round trip of the server-side cursor, and rows per yielded block.
 CHUNK = 2000
@@ -147,10 +147,9 @@ def _findings(spec: ExportSpec) -> Iterator[Iterable[Any]]:
     # The current scans' ids are read first: given as a subquery, PostgreSQL joins every
     # scan's results before keeping the current ones (15x slower on a fleet's year).
     scans = list(current_scans(spec.host_ids(), end).values_list("pk", flat=True))
-    rows = findings(scans=scans, at=end, framework=spec.framework, ordering=FINDINGS_ORDER).values_list(
-        "host_name", "scan_id", "scanned_at", "check_id", "title", "severity", "resource_type", "resource",
-        "status", "verdict", "exception_id", "attestation_id", "failing_since", "detail")
-    return rows.iterator(chunk_size=CHUNK)
+    # Tuples straight from a server-side cursor, each row's exception looked up once
+    # (posture.queries.verdicts.finding_rows: the rows of findings(), set-based on PostgreSQL).
+    return finding_rows(scans, end, framework=spec.framework, ordering=FINDINGS_ORDER)
 
 
 def _windows(spec: ExportSpec) -> Iterator[Iterable[Any]]:
