@@ -226,10 +226,30 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 def cells(row: Iterable[Any]) -> list[Any]:
     """One row's cells for csv.writer, as ``neutralise`` writes them: text that cannot be read
     as a formula, None and non-negative integers pass as they are (csv.writer writes None as
-    an empty cell and an int as ``str`` would), everything else goes through ``neutralise``.
-    The common cells cost no function call: this loop is most of an export's Python time."""
+    an empty cell and an int as ``str`` would), datetimes are written once per distinct value
+    (``_iso``), everything else goes through ``neutralise``. The common cells cost no function
+    call: this loop is most of an export's Python time."""
     return [v if ((c := v.__class__) is str and v[:1] not in _FORMULA_FIRST) or v is None or (c is int and v >= 0)
-            else neutralise(v) for v in row]
+            else _iso(v) if c is datetime else neutralise(v) for v in row]
+
+
+#: datetime (and its tzinfo) -> its ISO 8601 text: the findings export repeats each scan's
+#: finish and the windows' openings over a host's rows. Emptied when it holds ISO_MEMO
+#: moments, so memory stays flat in an export of distinct moments (scans, evidence).
+_ISO_TEXT: dict[tuple[datetime, Any], str] = {}
+ISO_MEMO = 1024
+
+
+def _iso(value: datetime) -> str:
+    """``value.isoformat()``, remembered. Keyed with the tzinfo: equal moments in two time
+    zones are equal datetimes but are written differently."""
+    key = (value, value.tzinfo)
+    text = _ISO_TEXT.get(key)
+    if text is None:
+        if len(_ISO_TEXT) >= ISO_MEMO:
+            _ISO_TEXT.clear()
+        text = _ISO_TEXT[key] = value.isoformat()
+    return text
 
 
 def stream(kind: str, spec: ExportSpec, *, bom: bool = False, progress: Progress | None = None,
