@@ -288,7 +288,7 @@ _ROW_SQL = {"host_name": "r.host_name", "check_id": "r.check_id", "resource_type
 
 
 def finding_rows(scans: Iterable[ScanRun | int] | QuerySet[ScanRun], at: datetime, *,
-                 ordering: Sequence[str] | None = None, chunk: int = 5000, **filters: Any) -> Iterator[tuple]:
+                 ordering: Sequence[str] | None = None, chunk: int = 2000, **filters: Any) -> Iterator[tuple]:
     """The rows of ``findings(scans=scans, at=at, ordering=ordering, **filters)
     .values_list(*ROW_COLUMNS)``, as plain tuples from a server-side cursor (``chunk`` rows a
     round trip), for exports that read every row once. (``status`` and ``new_since``, filters

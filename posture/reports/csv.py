@@ -149,7 +149,7 @@ def _findings(spec: ExportSpec) -> Iterator[Iterable[Any]]:
     scans = list(current_scans(spec.host_ids(), end).values_list("pk", flat=True))
     # Tuples straight from a server-side cursor, each row's exception looked up once
     # (posture.queries.verdicts.finding_rows: the rows of findings(), set-based on PostgreSQL).
-    return finding_rows(scans, end, framework=spec.framework, ordering=FINDINGS_ORDER)
+    return finding_rows(scans, end, framework=spec.framework, ordering=FINDINGS_ORDER, chunk=CHUNK)
 
 
 def _windows(spec: ExportSpec) -> Iterator[Iterable[Any]]:
