@@ -2,8 +2,9 @@
 
 Every export reads through the query layer the pages and the API use
 (posture.queries.effectiveness, .verdicts, .history, .exports), iterates its rows with a
-server-side cursor (``.iterator(chunk_size=CHUNK)`` over ``values_list``: no list of rows is
-ever built) and yields UTF-8 bytes in blocks, for a ``StreamingHttpResponse`` or a file.
+server-side cursor (``.iterator(chunk_size=CHUNK)`` over ``values_list``, or for findings
+``posture.queries.verdicts.finding_rows``' tuples: no list of rows is ever built) and yields
+UTF-8 bytes in blocks, for a ``StreamingHttpResponse`` or a file.
 
 **Formula injection.** Container names, image tags, labels and check details are chosen by
 whoever runs containers; a spreadsheet opening a cell that begins with ``=``, ``+``, ``-``,
