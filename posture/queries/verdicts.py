@@ -30,10 +30,11 @@ list its rows twice."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.db.models import (
     BigIntegerField,
     BooleanField,
@@ -307,10 +308,30 @@ def finding_rows(scans: Iterable[ScanRun | int] | QuerySet[ScanRun], at: datetim
         yield from rows.iterator(chunk_size=chunk)
         return
     sql, params = _rows_sql(scans, at, ordering, filters)
-    with connection.chunked_cursor() as cursor:
+    with _work_mem(ROWS_WORK_MEM), connection.chunked_cursor() as cursor:
         cursor.execute(sql, params)
         while rows := cursor.fetchmany(chunk):
             yield from rows
+
+
+#: PostgreSQL's work_mem while ``finding_rows`` runs: its sort holds every row (44 MB for a
+#: fleet of 100 hosts, 160k rows), which the default 4 MB writes to temporary files and
+#: merges back (a fifth of the query's time). A larger answer still spills, as before.
+ROWS_WORK_MEM = "64MB"
+
+
+@contextmanager
+def _work_mem(size: str) -> Iterator[None]:
+    """The session's work_mem at ``size`` in the block, then back to what it was (a failed
+    transaction rolls the change back by itself)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, false)", [size])
+        previous = cursor.fetchone()[0]
+    try:
+        yield
+    finally:
+        with suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, false)", [previous])
 
 
 def _rows_sql(scans, at: datetime, ordering: Sequence[str] | None, filters: dict[str, Any]) -> tuple[str, list]:

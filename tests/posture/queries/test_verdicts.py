@@ -10,12 +10,14 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.core.paginator import Paginator
+from django.db import connection
 from django.utils import timezone
 
 from posture.jobs.evaluate import check_controls, evaluate_scan
 from posture.models import Attestation, Check, ControlException, DockerHost, ExceptionState, ScanRun
 from posture.queries.verdicts import (
     ROW_COLUMNS,
+    ROWS_WORK_MEM,
     SEVERITY_ORDER,
     STATUS_ORDER,
     finding_rows,
@@ -320,12 +322,15 @@ def test_its_export_rows_are_the_querysets_rows(hosts, operator, django_assert_n
     for at in (T0 + DAY * 1.5, T0 + 5 * DAY):
         for kwargs in cases:
             expected = list(findings(scans=scans, at=at, **kwargs).values_list(*ROW_COLUMNS))
-            with django_assert_num_queries(1):
+            with django_assert_num_queries(3):  # work_mem raised, the rows, work_mem back
                 got = list(finding_rows(scans, at, chunk=7, **kwargs))
             assert got == expected, kwargs
     rows = list(finding_rows(ScanRun.objects.filter(host=alpha), T0 + DAY * 1.5))  # scans as a queryset
     assert {r[9] for r in rows} >= {"fail", "excepted", "pass"}
     # Scans 0 and 1 fail in the window closed by scan 2; scan 3 in the window it opened.
     assert {r[12] for r in rows if r[3] == PRIV and r[7] == "rec-privileged"} == {T0, T0 + 3 * DAY}
+    with connection.cursor() as cursor:  # the sort's work_mem was the export's only
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] != ROWS_WORK_MEM
     with pytest.raises(ValueError, match="stored columns"):
         next(finding_rows(scans, T0, status="fail"))
