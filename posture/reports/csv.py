@@ -2,8 +2,9 @@
 
 Every export reads through the query layer the pages and the API use
 (posture.queries.effectiveness, .verdicts, .history, .exports), iterates its rows with a
-server-side cursor (``.iterator(chunk_size=CHUNK)`` over ``values_list``: no list of rows is
-ever built) and yields UTF-8 bytes in blocks, for a ``StreamingHttpResponse`` or a file.
+server-side cursor (``.iterator(chunk_size=CHUNK)`` over ``values_list``, or for findings
+``posture.queries.verdicts.finding_rows``' tuples: no list of rows is ever built) and yields
+UTF-8 bytes in blocks, for a ``StreamingHttpResponse`` or a file.
 
 **Formula injection.** Container names, image tags, labels and check details are chosen by
 whoever runs containers; a spreadsheet opening a cell that begins with ``=``, ``+``, ``-``,
@@ -34,7 +35,7 @@ from posture.queries.exports import attestations_during, evidence_index, excepti
 from posture.queries.history import clip_period, failure_windows
 from posture.queries.rollups import host_rollups
 from posture.queries.scans import current_scans
-from posture.queries.verdicts import findings
+from posture.queries.verdicts import finding_rows
 
 #: Rows fetched per round trip of the server-side cursor, and rows per yielded block.
 CHUNK = 2000
@@ -147,10 +148,9 @@ def _findings(spec: ExportSpec) -> Iterator[Iterable[Any]]:
     # The current scans' ids are read first: given as a subquery, PostgreSQL joins every
     # scan's results before keeping the current ones (15x slower on a fleet's year).
     scans = list(current_scans(spec.host_ids(), end).values_list("pk", flat=True))
-    rows = findings(scans=scans, at=end, framework=spec.framework, ordering=FINDINGS_ORDER).values_list(
-        "host_name", "scan_id", "scanned_at", "check_id", "title", "severity", "resource_type", "resource",
-        "status", "verdict", "exception_id", "attestation_id", "failing_since", "detail")
-    return rows.iterator(chunk_size=CHUNK)
+    # Tuples straight from a server-side cursor, each row's exception looked up once
+    # (posture.queries.verdicts.finding_rows: the rows of findings(), set-based on PostgreSQL).
+    return finding_rows(scans, end, framework=spec.framework, ordering=FINDINGS_ORDER, chunk=CHUNK)
 
 
 def _windows(spec: ExportSpec) -> Iterator[Iterable[Any]]:
@@ -227,10 +227,30 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 def cells(row: Iterable[Any]) -> list[Any]:
     """One row's cells for csv.writer, as ``neutralise`` writes them: text that cannot be read
     as a formula, None and non-negative integers pass as they are (csv.writer writes None as
-    an empty cell and an int as ``str`` would), everything else goes through ``neutralise``.
-    The common cells cost no function call: this loop is most of an export's Python time."""
+    an empty cell and an int as ``str`` would), datetimes are written once per distinct value
+    (``_iso``), everything else goes through ``neutralise``. The common cells cost no function
+    call: this loop is most of an export's Python time."""
     return [v if ((c := v.__class__) is str and v[:1] not in _FORMULA_FIRST) or v is None or (c is int and v >= 0)
-            else neutralise(v) for v in row]
+            else _iso(v) if c is datetime else neutralise(v) for v in row]
+
+
+#: datetime (and its tzinfo) -> its ISO 8601 text: the findings export repeats each scan's
+#: finish and the windows' openings over a host's rows. Emptied when it holds ISO_MEMO
+#: moments, so memory stays flat in an export of distinct moments (scans, evidence).
+_ISO_TEXT: dict[tuple[datetime, Any], str] = {}
+ISO_MEMO = 1024
+
+
+def _iso(value: datetime) -> str:
+    """``value.isoformat()``, remembered. Keyed with the tzinfo: equal moments in two time
+    zones are equal datetimes but are written differently."""
+    key = (value, value.tzinfo)
+    text = _ISO_TEXT.get(key)
+    if text is None:
+        if len(_ISO_TEXT) >= ISO_MEMO:
+            _ISO_TEXT.clear()
+        text = _ISO_TEXT[key] = value.isoformat()
+    return text
 
 
 def stream(kind: str, spec: ExportSpec, *, bom: bool = False, progress: Progress | None = None,

@@ -10,11 +10,21 @@ from datetime import datetime, timedelta
 
 import pytest
 from django.core.paginator import Paginator
+from django.db import connection
 from django.utils import timezone
 
 from posture.jobs.evaluate import check_controls, evaluate_scan
 from posture.models import Attestation, Check, ControlException, DockerHost, ExceptionState, ScanRun
-from posture.queries.verdicts import SEVERITY_ORDER, STATUS_ORDER, findings, verdict_counts, verdict_moment
+from posture.queries.verdicts import (
+    ROW_COLUMNS,
+    ROWS_WORK_MEM,
+    SEVERITY_ORDER,
+    STATUS_ORDER,
+    finding_rows,
+    findings,
+    verdict_counts,
+    verdict_moment,
+)
 from tests.posture.conftest import SNAPSHOT, stored_scan
 
 pytestmark = pytest.mark.django_db
@@ -285,3 +295,42 @@ def test_it_answers_for_a_fleet_in_the_same_number_of_queries(n_hosts, django_as
         assert len(page.object_list) == 5
         counts = verdict_counts(findings(at=T0 + DAY))
     assert counts["excepted"] == 2 * n_hosts
+
+
+def test_its_export_rows_are_the_querysets_rows(hosts, operator, django_assert_num_queries):
+    """``finding_rows`` (one set-based query on PostgreSQL, tuples from a server-side cursor)
+    answers exactly ``findings(...).values_list(*ROW_COLUMNS)``: the lowest of several
+    exceptions, host-scoped, revoked and expired ones, attestations for a host or every host,
+    failing since from the open window or from one closed later, a retired check, several
+    scans of a host, every ordering and the stored-column filters."""
+    alpha, beta = hosts
+    fixed = without(SNAPSHOT, "rec-privileged")
+    scans = [scan_at(alpha, snap, T0 + i * DAY) for i, snap in enumerate([SNAPSHOT, SNAPSHOT, fixed, SNAPSHOT])]
+    scans.append(scan_at(beta, renamed(SNAPSHOT, TRICKY_NAMES), T0 + DAY / 2))
+    exception(PIDS, "rec-*", alpha), exception(PIDS, "*", None), exception(PRIV, "rec-priv*", beta)
+    exception(PIDS, "[!r]*", beta, approved=T0 + DAY, revoked=T0 + 2 * DAY)
+    exception(PRIV, "*", None, approved=T0, expires=T0 + 2 * DAY)
+    check = "manual.host_os_hardened"
+    Attestation.objects.create(check_id=check, host=alpha, statement="L1", attested_by=operator,
+                               attested_at=T0 + DAY, valid_until=T0 + 3 * DAY)
+    Attestation.objects.create(check_id=check, statement="fleet", attested_at=T0, valid_until=T0 + 9 * DAY)
+    Check.objects.filter(pk="container.memory_limited").delete()  # retired: no title, no severity
+    cases = [dict(), dict(framework="cis-docker-1.8.0"), dict(ordering=("host", "check", "resource")),
+             dict(ordering=["-failing_since", "severity"]), dict(ordering=["status", "-resource"]),
+             dict(host="beta", resource_type="container", severity=["high", "medium"]),
+             dict(check=PRIV, resource_contains="PRIV"), dict(framework="cis-docker-1.8.0", control="5.5")]
+    for at in (T0 + DAY * 1.5, T0 + 5 * DAY):
+        for kwargs in cases:
+            expected = list(findings(scans=scans, at=at, **kwargs).values_list(*ROW_COLUMNS))
+            with django_assert_num_queries(3):  # work_mem raised, the rows, work_mem back
+                got = list(finding_rows(scans, at, chunk=7, **kwargs))
+            assert got == expected, kwargs
+    rows = list(finding_rows(ScanRun.objects.filter(host=alpha), T0 + DAY * 1.5))  # scans as a queryset
+    assert {r[9] for r in rows} >= {"fail", "excepted", "pass"}
+    # Scans 0 and 1 fail in the window closed by scan 2; scan 3 in the window it opened.
+    assert {r[12] for r in rows if r[3] == PRIV and r[7] == "rec-privileged"} == {T0, T0 + 3 * DAY}
+    with connection.cursor() as cursor:  # the sort's work_mem was the export's only
+        cursor.execute("SHOW work_mem")
+        assert cursor.fetchone()[0] != ROWS_WORK_MEM
+    with pytest.raises(ValueError, match="stored columns"):
+        next(finding_rows(scans, T0, status="fail"))

@@ -143,10 +143,13 @@ def test_it_streams_a_large_export_in_flat_memory(period, kind):
 
 
 def test_its_fast_cells_write_exactly_what_neutralise_writes():
-    from datetime import UTC, datetime
+    from datetime import UTC, datetime, timezone
 
+    # The same moment in two time zones (equal datetimes) is written in each one's offset.
+    paris = datetime(2026, 1, 2, 4, 4, 5, tzinfo=timezone(timedelta(hours=1)))
     values = [None, "", "plain", "=1+1", "+x", "-x", "@x", "\tx", "\rx", "a=b", "'=already", 0, 7, -3, True, False,
-              1.5, -0.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+              1.5, -0.5, datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), paris, datetime(2026, 1, 2, 3, 4, 5),
+              datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
               timedelta(seconds=90), timedelta(seconds=1, microseconds=500), "ünïcode, \"quoted\"\nline"]
 
     def written(rows) -> str:
