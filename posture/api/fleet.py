@@ -177,7 +177,19 @@ class PostureViewSet(_Listing):
         scans = current_scan_ids(hosts, at) if at is not None else None
         # The fleet's rollups and every host's tallies from one computation (the page's hosts
         # are among them).
-        state = read(hosts if scans is None else None, at, scans)  # the key of both cached answers
+        state = read(hosts if scans is None else None, at, scans)  # the key of the cached answers
+        # The whole page is cached on what it shows: the hosts' result sets, names and scans,
+        # the exceptions applied, the hosts listed (a host not scanned yet is listed too) and
+        # the URL (with ?page=, ?host=, ?framework=).
+        listed = tuple(hosts.order_by("pk").values_list("pk", "name"))
+        body = cached("posture", (request.build_absolute_uri(), listed), state,
+                      lambda: self._page(frameworks, hosts, at, scans, state, data.get("framework")), rows=True)
+        if state.now:  # a cached answer about now says the moment it is read at
+            moment = serializers.DateTimeField().to_representation(state.at)
+            body = {**body, "summary": [{**row, "at": moment} for row in body["summary"]]}
+        return Response(body)
+
+    def _page(self, frameworks, hosts, at, scans, state, framework) -> dict:
         fleet, tallies = fleet_and_hosts(frameworks, hosts if scans is None else None, at, scans=scans, state=state)
         failures = failing(hosts if scans is None else None, at, scans=scans, state=state)
         summary = [{**fleet[f].summary(), **_pairs(fleet[f].pair_tally),
@@ -186,13 +198,13 @@ class PostureViewSet(_Listing):
         ids = [h.pk for h in page]
         per_host = {h: tallies[h] for h in ids if h in tallies}
         rows = [{"id": h.pk, "name": h.name, "scan": h.current_scan_id, "scanned_at": h.scanned_at,
-                 "failing": _severities(failures.by_severity(framework=data.get("framework"), host=h.pk)),
+                 "failing": _severities(failures.by_severity(framework=framework, host=h.pk)),
                  "frameworks": [{"framework": f, "score": score(t), "coverage": coverage(t), "controls": t,
                                  **_pairs(t)} for f, t in per_host.get(h.pk, {}).items()]}
                 for h in page]
         response = self.get_paginated_response(HostPostureSerializer(rows, many=True).data)
         response.data["summary"] = PostureFrameworkSerializer(summary, many=True).data
-        return response
+        return response.data
 
 
 # --- history -----------------------------------------------------------------------------------
