@@ -12,15 +12,28 @@ Which errors, and why each operation gets them:
 
 Operations marked by posture.api.conditional also document ``If-None-Match``, the ``ETag``
 header of their 200 and the 304.
+
+Filter parameters say what the server parses (``filter_schema``): a moment is a date-time, a
+yes/no a boolean, a comma-separated list an array (``style: form, explode: false``) of its
+choices, a fixed choice list an enum. Choices read from the database at request time (the
+frameworks, the checks) are not listed: the schema never queries the database.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import django_filters
+from django import forms
 from django.utils.module_loading import import_string
+from drf_spectacular.contrib.django_filters import DjangoFilterExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.plumbing import build_choice_description_list, build_parameter_type
+from drf_spectacular.utils import OpenApiParameter
 
 from posture.api.conditional import MARK
 from posture.api.errors import ErrorSerializer
+from posture.filtersets import CSVChoiceField, MomentField, TrueFalseFilter
 
 ERRORS = {
     "400": "invalid input: `message` says what to fix, `fields` which parameter or field",
@@ -69,3 +82,55 @@ class AutoSchema(SpectacularAutoSchema):
             ok.setdefault("headers", {})["ETag"] = {
                 "schema": {"type": "string"}, "description": "a hash of the body: send it back as If-None-Match"}
         operation["responses"]["304"] = {"description": "not modified: the answer would be the same as for the ETag"}
+
+
+# --- filter parameters -------------------------------------------------------------------------
+
+#: Form field classes -> the schema of the value they parse (first match, in order).
+_FIELD_SCHEMAS: tuple[tuple[type[forms.Field], dict[str, str]], ...] = (
+    (MomentField, {"type": "string", "format": "date-time"}),  # a date alone is midnight
+    (forms.DateTimeField, {"type": "string", "format": "date-time"}),
+    (forms.DateField, {"type": "string", "format": "date"}),
+    (forms.NullBooleanField, {"type": "boolean"}),
+    (forms.BooleanField, {"type": "boolean"}),
+    (forms.IntegerField, {"type": "integer"}),
+    (forms.DecimalField, {"type": "number"}),
+    (forms.FloatField, {"type": "number"}),
+)
+
+
+def filter_schema(filter_: django_filters.Filter) -> dict[str, Any]:
+    """What one filter's query parameter takes, from the form field that parses it: the
+    ``build_parameter_type`` keywords ``schema``, ``description``, ``required`` and, for a
+    comma-separated list, ``style`` and ``explode``. Choices are listed (an enum) only when
+    they are a fixed list: a callable is evaluated at request time, never here."""
+    field_class, extra = filter_.field_class, filter_.extra
+    choices = extra.get("choices")
+    fixed = [str(key) for key, _label in choices] if choices and not callable(choices) else None
+    description = str(extra.get("help_text") or filter_.label or "")
+    schema: dict[str, Any] = {"type": "string"}
+    if isinstance(filter_, TrueFalseFilter):
+        fixed, schema = None, {"type": "boolean"}  # exactly "true" or "false"
+    else:
+        schema = next((dict(s) for cls, s in _FIELD_SCHEMAS if issubclass(field_class, cls)), schema)
+    if schema["type"] == "integer" and extra.get("min_value") is not None:
+        schema["minimum"] = extra["min_value"]
+    if fixed:
+        description = "\n\n".join(filter(None, (description, build_choice_description_list(choices))))
+        numbers = all(key.isdigit() for key in fixed)  # e.g. days=30: parsed from its digits
+        schema = {"type": "integer", "enum": sorted(map(int, fixed))} if numbers else {**schema, "enum": sorted(fixed)}
+    result: dict[str, Any] = {"schema": schema, "description": description, "required": bool(extra.get("required"))}
+    if issubclass(field_class, CSVChoiceField):  # "fail,error": any of the values
+        result.update(schema={"type": "array", "items": schema}, style="form", explode=False)
+    return result
+
+
+class StrictFilterExtension(DjangoFilterExtension):
+    """The filter parameters of listings filtered by ``posture.api.filters.StrictFilterBackend``
+    (a view's ``filterset_class``), by ``filter_schema`` like ``filter_parameters``'."""
+
+    target_class = "posture.api.filters.StrictFilterBackend"
+    priority = 1
+
+    def resolve_filter_field(self, auto_schema, model, filterset_class, field_name, filter_field):
+        return [build_parameter_type(name=field_name, location=OpenApiParameter.QUERY, **filter_schema(filter_field))]

@@ -6,6 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
 
+from posture.api.schema import filter_schema
 from posture.jobs.hosts import messages_of, save_host
 from posture.models import Attestation, AuditEvent, Control, ControlException, DockerHost, ScanRun
 from posture.models.hosts import INTERVAL_RULE, NAME_RULE
@@ -240,9 +241,14 @@ class RollupSummarySerializer(serializers.Serializer):
 
 def filter_parameters(filterset_class, exclude: tuple[str, ...] = ()) -> list[OpenApiParameter]:
     """The query parameters of a FilterSet, for the schema of an action that applies it
-    itself (DRF's filter backend would apply it to the action's own queryset)."""
-    return [OpenApiParameter(name, str, description=str(f.extra.get("help_text") or f.label or ""))
-            for name, f in filterset_class.base_filters.items() if name not in exclude]
+    itself (DRF's filter backend would apply it to the action's own queryset), each typed by
+    ``posture.api.schema.filter_schema`` (a moment a date-time, a yes/no a boolean, ...)."""
+    params = []
+    for name, f in filterset_class.base_filters.items():
+        if name not in exclude:
+            spec = filter_schema(f)
+            params.append(OpenApiParameter(name, spec.pop("schema"), **spec))
+    return params
 
 
 class ConnectionReportSerializer(serializers.Serializer):

@@ -157,7 +157,9 @@ class ScanRunViewSet(EvidenceActions, mixins.CreateModelMixin, viewsets.ReadOnly
             raise drf_exceptions.ValidationError({"host": [str(exc)]}) from None
         return Response(self.get_serializer(scan).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(parameters=filter_parameters(FindingFilterSet), responses=FindingSerializer(many=True))
+    # filters=False: the scans' own filters (ScanFilterSet) apply to the list, not here.
+    @extend_schema(parameters=filter_parameters(FindingFilterSet, exclude=("host",)), filters=False,
+                   responses=FindingSerializer(many=True))
     @action(detail=True, methods=["get"])
     @conditional
     def results(self, request, pk=None):
@@ -170,7 +172,7 @@ class ScanRunViewSet(EvidenceActions, mixins.CreateModelMixin, viewsets.ReadOnly
             filterset.default_at = verdict_moment(scan)
         return findings_page(self, filterset)
 
-    @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)),
+    @extend_schema(parameters=filter_parameters(ControlFilterSet, exclude=("host",)), filters=False,
                    responses=ControlRollupSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=RollupPagination)
     @conditional(ignore=without_summary_moment)
