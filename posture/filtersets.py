@@ -587,7 +587,7 @@ class ControlFilterSet(_VerdictFilters):
     ref = django_filters.CharFilter(field_name="ref", label="Control ref", help_text="e.g. 5.5 or CC6.1")
     section = django_filters.CharFilter(field_name="section", label="Section", help_text="e.g. 5 or CC6")
     assess = ListingChoiceFilter(choices=[("automated", "automated"), ("manual", "manual")], label="Assessed by")
-    supportable = django_filters.BooleanFilter(label="Supportable by container evidence")
+    supportable = TrueFalseFilter(label="Supportable by container evidence")
     status = CSVChoiceFilter(choices=ResultStatus.choices, method="keep", label="Status",
                              help_text="the control's status after exceptions and attestations")
     host = HostFilter(label="Host", help_text="one host's rollup (name or id) instead of the fleet's")

@@ -235,3 +235,9 @@ def test_it_parses_the_values_the_schema_describes(world, admin_client, path, pa
     """An array parameter (style form, explode false) arrives comma-separated; a date-time
     parameter also takes a date (midnight); a boolean is spelled true or false."""
     assert admin_client.get(path, params).status_code == 200
+
+
+def test_it_refuses_a_yes_no_filter_spelled_otherwise(admin_client):
+    """?supportable=maybe is a 400 naming true/false, not every control."""
+    bad = admin_client.get("/api/v1/controls/", {"supportable": "maybe"})
+    assert bad.status_code == 400 and "true" in bad.json()["error"]["fields"]["supportable"][0]
