@@ -30,13 +30,16 @@ Definitions (with those of posture/queries/history.py):
 
 Cost: seven queries whatever the size of the fleet or of the period (the framework's
 controls, hosts, scans for the gaps, exceptions that could apply, the scans in force with
-their result sets' per-control counts, and the failure windows merged per (host, check) in SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
+their result sets, the refs each result set assessed (picked out of its counts in SQL, read
+once per process: ``_assessed_refs``), and the failure windows merged per (host, check) in
+SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
 then Python over the merged stretches: memory grows with hosts x checks x failure
 stretches, not with scans or windows."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -271,13 +274,78 @@ def _union(spans_of: dict[tuple[int, str], list[Span]], host_id: int, checks: tu
     return merge(s for c in checks for s in spans_of.get((host_id, c), ()))
 
 
-def _unassessed(framework: str, coverage: dict[int, HostCoverage], measured: set[str]) -> dict[tuple[int, str], list[Span]]:
+#: Result sets are content-addressed and never change once written, so the refs each one
+#: assessed are read once per process: (id, digest, framework) -> those refs, one frozenset
+#: per distinct set (a fleet's year of result sets shares a handful), so the cache costs a
+#: dict entry per result set, not its counts.
+_ASSESSED: OrderedDict[tuple[int, str, str], frozenset[str]] = OrderedDict()
+_ASSESSED_MAX = 250_000
+_ASSESSED_LOCK = threading.Lock()
+_INTERNED: dict[frozenset[str], frozenset[str]] = {}
+
+#: PostgreSQL: the refs a result set assessed, picked out of its counts in the database: a
+#: ref with counts, none of them a truthy ``not_assessed`` or ``error`` (JSON falsy: absent,
+#: 0, null, false, "", [], {}); one row per distinct set of refs with its result sets, so
+#: neither the counts nor a year of copies of the same refs travel (~1.4 s a framework for
+#: a year's 28k result sets, once per process; the cheap key test ``?|`` first).
+_FALSY = "('0', 'null', 'false', '\"\"', '[]', '{}')"
+_ASSESSED_SQL = f"""
+SELECT refs, array_agg(id) FROM (
+  SELECT rs.id, ARRAY(
+    SELECT c.key FROM jsonb_each(rs.control_counts -> %s) c
+    WHERE CASE WHEN c.value ?| '{{not_assessed,error}}'
+               THEN COALESCE(c.value -> 'not_assessed', 'null') IN {_FALSY}
+                    AND COALESCE(c.value -> 'error', 'null') IN {_FALSY}
+               ELSE c.value <> '{{}}' END) AS refs
+  FROM posture_resultset rs WHERE rs.id = ANY(%s)
+) a GROUP BY refs
+"""
+
+
+def _assessed_refs(framework: str, sets: Iterable[tuple[int, str]], *, in_sql: bool | None = None,
+                   ) -> dict[int, frozenset[str]]:
+    """result set id -> the refs of ``framework`` it assessed (counts with no ``not_assessed``
+    or ``error``): from the cache, the rest in one query (trivial when every set is cached).
+    ``in_sql`` (default: on PostgreSQL) picks the refs out in the database; elsewhere the
+    framework's counts are read and picked in Python."""
+    sets = list(dict.fromkeys(sets))
+    with _ASSESSED_LOCK:
+        found = {pk: _ASSESSED[(pk, digest, framework)] for pk, digest in sets if (pk, digest, framework) in _ASSESSED}
+    missing = {pk: digest for pk, digest in sets if pk not in found}
+    if in_sql is None:
+        in_sql = connection.vendor == "postgresql"
+    if in_sql:  # even with nothing to read (an empty id list): the query count stays fixed
+        with connection.cursor() as cursor:
+            cursor.execute(_ASSESSED_SQL, [framework, list(missing)])
+            groups = cursor.fetchall()  # one row per distinct set of refs, with its result sets
+    else:
+        groups = [([ref for ref, c in (mine or {}).items() if c and not (c.get("not_assessed") or c.get("error"))], [pk])
+                  for pk, mine in ResultSet.objects.filter(pk__in=list(missing))
+                  .annotate(mine=KeyTransform(framework, "control_counts")).values_list("pk", "mine")]
+    with _ASSESSED_LOCK:
+        for refs, pks in groups:
+            refs = frozenset(refs)
+            refs = _INTERNED.setdefault(refs, refs)
+            for pk in pks:
+                found[pk] = _ASSESSED[(pk, missing[pk], framework)] = refs
+        while len(_ASSESSED) > _ASSESSED_MAX:
+            _ASSESSED.popitem(last=False)
+        if len(_INTERNED) > _ASSESSED_MAX:
+            _INTERNED.clear()
+    return found
+
+
+def _unassessed(framework: str, coverage: dict[int, HostCoverage], measured: set[str], *,
+                in_sql: bool | None = None) -> dict[tuple[int, str], list[Span]]:
     """(host, control ref) -> the spans of the host's expected coverage during which its scan
     in force left the control not assessed (status ``not_assessed`` or ``error`` in that
     scan's per-control counts, before exceptions: an exception moves fail to excepted, never
-    evidence in or out). Two queries: the scans in force (each host's current one at the
-    start, and those finished in the period) with their result sets, then the framework's
-    counts of each distinct result set. ``measured``: the refs a check supports."""
+    evidence in or out). At most two queries: the scans in force (each host's current one at
+    the start, and those finished in the period) with their result sets, then the refs
+    assessed by the result sets this process has not read yet (``_assessed_refs``).
+    ``measured``: the refs a check supports. Python walks each host's scans comparing
+    interned sets (one per distinct set of refs): work per scan is constant, and spans are
+    only opened or closed where the set changes."""
     if not coverage or not measured:
         return {}
     hosts = list(coverage)
@@ -286,31 +354,40 @@ def _unassessed(framework: str, coverage: dict[int, HostCoverage], measured: set
              .filter(Q(pk__in=current_scans(hosts, start).values("pk")) | Q(finished_at__gt=start, finished_at__lt=end)))
     rows = list(Evaluation.objects.filter(current=True, scan__in=scans.values("pk"))
                 .order_by("scan__host_id", "scan__finished_at", "scan_id")
-                .values_list("scan__host_id", "scan__finished_at", "result_set_id"))
-    counts = ResultSet.objects.filter(pk__in={rs for _h, _f, rs in rows}).annotate(
-        mine=KeyTransform(framework, "control_counts")).values_list("pk", "mine")
-    missing = {pk: frozenset(ref for ref in measured if not (c := (mine or {}).get(ref))
-                             or c.get("not_assessed") or c.get("error"))
-               for pk, mine in counts}
+                .values_list("scan__host_id", "scan__finished_at", "result_set_id", "result_set__digest"))
+    assessed = _assessed_refs(framework, ((rs, digest) for _h, _f, rs, digest in rows), in_sql=in_sql)
+    everything = frozenset(measured)
+    missing_of: dict[frozenset[str], frozenset[str]] = {}  # assessed refs -> the measured refs left out
     out: dict[tuple[int, str], list[Span]] = defaultdict(list)
-    by_host: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
-    for host_id, finished_at, rs in rows:
-        by_host[host_id].append((finished_at, rs))
-    for host_id, scans_of in by_host.items():
-        cov = coverage[host_id]
-        since: dict[str, datetime] = {}
-        before: frozenset[str] = frozenset()
-        for finished_at, rs in scans_of:
-            moment = min(max(finished_at, cov.start), cov.end)
-            now = missing.get(rs, frozenset(measured))
-            if now != before:
-                for ref in before - now:
-                    out[(host_id, ref)].append((since.pop(ref), moment))
-                for ref in now - before:
-                    since[ref] = moment
-                before = now
+    host_id = cov = None
+    since: dict[str, datetime] = {}
+    before: frozenset[str] = frozenset()
+
+    def close(host_id: int, until: datetime) -> None:
         for ref, s in since.items():
-            out[(host_id, ref)].append((s, cov.end))
+            out[(host_id, ref)].append((s, until))
+
+    for h, finished_at, rs, _digest in rows:
+        if h != host_id:
+            if host_id is not None:
+                close(host_id, cov.end)
+            host_id, cov, since, before = h, coverage[h], {}, frozenset()
+        refs = assessed.get(rs)
+        if refs is None:
+            now = everything
+        elif (now := missing_of.get(refs)) is None:
+            now = missing_of[refs] = everything - refs
+        if now is before:
+            continue
+        if now != before:
+            moment = min(max(finished_at, cov.start), cov.end)
+            for ref in before - now:
+                out[(host_id, ref)].append((since.pop(ref), moment))
+            for ref in now - before:
+                since[ref] = moment
+        before = now
+    if host_id is not None:
+        close(host_id, cov.end)
     return {key: merge(spans) for key, spans in out.items()}
 
 
@@ -372,6 +449,10 @@ def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
     failing: dict[tuple[int, str], list[Span]] = defaultdict(list)  # (host, check) -> spans (raw, merged)
     excepted: dict[tuple[int, str], list[Span]] = defaultdict(list)
     ongoing: set[tuple[int, str]] = set()  # still failing when the host's expected coverage ends
+    exceptions_of: dict[str, list[ControlException]] = defaultdict(list)
+    for exc in exceptions:
+        exceptions_of[exc.check_id].append(exc)
+    in_force: dict[tuple[int, str, str], list[Span]] = {}  # (host, check, resource) -> exceptions' spans
     asked = None if hosts is None else list(coverage)
     for host_id, check_id, resource, s, e, still_open in merged_windows(asked, checks, start, end, exceptions,
                                                                         range_agg=range_agg):
@@ -382,8 +463,10 @@ def operating_effectiveness(framework: str, period: Period, hosts: Hosts = None,
         if not resource:
             failing[(host_id, check_id)].append((s, e))
             continue
-        spans = merge((exc.decided_at, min(exc.expires_at, exc.revoked_at or exc.expires_at)) for exc in exceptions
-                      if exc.matches(host_id, check_id, resource))
+        if (spans := in_force.get((host_id, check_id, resource))) is None:
+            spans = in_force[(host_id, check_id, resource)] = merge(
+                (exc.decided_at, min(exc.expires_at, exc.revoked_at or exc.expires_at))
+                for exc in exceptions_of.get(check_id, ()) if exc.matches(host_id, check_id, resource))
         failing[(host_id, check_id)] += subtract([(s, e)], spans)
         excepted[(host_id, check_id)] += intersect([(s, e)], spans)
 

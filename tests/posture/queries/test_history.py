@@ -342,3 +342,28 @@ def test_the_part_of_the_period_a_control_was_not_assessed_is_not_passing_time(r
     for ref in failing:
         row = rows[ref]
         assert (row.failing, row.not_assessed, row.passing, row.share) == (5 * DAY, 0 * DAY, 0 * DAY, 0), ref
+
+
+@pytest.mark.parametrize("in_sql", [True, False], ids=["in_sql", "portable"])
+def test_a_control_whose_assessment_flips_several_times_is_not_assessed_exactly_while_it_was_not(in_sql):
+    """The probe answers, fails, answers, fails, answers: each stretch without it is not
+    assessed, from the scan that left the control out to the scan that assessed it again,
+    whether the refs are picked out in SQL or in Python, and read again from the cache."""
+    from posture.queries import effectiveness
+
+    host = make_host("flip-flop")
+    kinds = {0: "probe-bad", 1: "probe-failed", 2: "probe-failed", 3: "probe-bad", 4: "probe-bad",
+             5: "probe-failed", 6: "probe-bad"}
+    scans = history(host, kinds)
+    assessed_then, missing_then = _control_statuses(scans[0]), _control_statuses(scans[1])
+    refs = sorted(ref for ref, s in assessed_then.items() if s == "pass" and missing_then.get(ref) == "not_assessed")
+    assert refs
+    cov = host_coverage((day(0), day(8)), [host.pk])
+    effectiveness._ASSESSED.clear()
+    for _ in range(2):  # computed, then from the cache
+        spans = effectiveness._unassessed(CIS, cov, set(refs), in_sql=in_sql)
+        assert {ref: spans[(host.pk, ref)] for ref in refs} == {
+            ref: [(day(1), day(3)), (day(5), day(6))] for ref in refs}
+    rows = {r.ref: r for r in operating_effectiveness(CIS, (day(0), day(8)), [host.pk]).hosts[host.pk]}
+    for ref in refs:
+        assert (rows[ref].not_assessed, rows[ref].passing) == (3 * DAY, 5 * DAY), ref
