@@ -108,6 +108,15 @@ def control_counts(rows: Iterable[Row]) -> dict[str, dict[str, dict[str, int]]]:
     return out
 
 
+def assessed_refs(counts: dict[str, dict[str, dict[str, int]]]) -> dict[str, list[str]]:
+    """{framework slug: the control refs these ``control_counts`` assessed}: a ref with counts,
+    none of them ``not_assessed`` or ``error`` (stored beside the counts: operating
+    effectiveness reads which controls each scan in force left unassessed without decoding a
+    year of counts)."""
+    return {slug: sorted(ref for ref, c in refs.items() if c and not (c.get("not_assessed") or c.get("error")))
+            for slug, refs in counts.items()}
+
+
 def _store_chunks(chunks: dict[str, list[Row]]) -> dict[str, int]:
     """Insert the chunks not stored yet, each with its rows exactly once (caller's
     transaction); returns digest -> id of every chunk."""
@@ -142,9 +151,10 @@ def store_result_set(findings) -> ResultSet:
     all_rows = [row for rows in chunks.values() for row in rows]
     with transaction.atomic():
         chunk_ids = _store_chunks(chunks)
+        per_control = control_counts(all_rows)
         ResultSet.objects.bulk_create(
             [ResultSet(digest=digest, finding_count=len(all_rows), counts=_counts(r[4] for r in all_rows),
-                       control_counts=control_counts(all_rows))], ignore_conflicts=True)
+                       control_counts=per_control, assessed=assessed_refs(per_control))], ignore_conflicts=True)
         # Lock the set: two workers scoring the same evidence at once store its memberships once.
         result_set = ResultSet.objects.select_for_update().get(digest=digest)
         if not result_set.memberships.exists():

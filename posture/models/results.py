@@ -57,6 +57,9 @@ class ResultSet(models.Model):
     counts = models.JSONField(default=dict, help_text="findings per status")
     control_counts = models.JSONField(
         default=dict, help_text='before exceptions: {framework slug: {control ref: {status: n}}}')
+    assessed = models.JSONField(
+        default=dict, help_text="{framework slug: [control refs with counts, none not_assessed or error]} "
+                                "(from control_counts: posture.jobs.evaluate.assessed_refs)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

@@ -47,7 +47,6 @@ from datetime import UTC, datetime, timedelta
 from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import Case, CharField, DateTimeField, F, IntegerField, Q, Value, When
-from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -283,31 +282,21 @@ _ASSESSED_MAX = 250_000
 _ASSESSED_LOCK = threading.Lock()
 _INTERNED: dict[frozenset[str], frozenset[str]] = {}
 
-#: PostgreSQL: the refs a result set assessed, picked out of its counts in the database: a
-#: ref with counts, none of them a truthy ``not_assessed`` or ``error`` (JSON falsy: absent,
-#: 0, null, false, "", [], {}); one row per distinct set of refs with its result sets, so
-#: neither the counts nor a year of copies of the same refs travel (~1.4 s a framework for
-#: a year's 28k result sets, once per process; the cheap key test ``?|`` first).
-_FALSY = "('0', 'null', 'false', '\"\"', '[]', '{}')"
-_ASSESSED_SQL = f"""
-SELECT refs, array_agg(id) FROM (
-  SELECT rs.id, ARRAY(
-    SELECT c.key FROM jsonb_each(rs.control_counts -> %s) c
-    WHERE CASE WHEN c.value ?| '{{not_assessed,error}}'
-               THEN COALESCE(c.value -> 'not_assessed', 'null') IN {_FALSY}
-                    AND COALESCE(c.value -> 'error', 'null') IN {_FALSY}
-               ELSE c.value <> '{{}}' END) AS refs
-  FROM posture_resultset rs WHERE rs.id = ANY(%s)
-) a GROUP BY refs
+#: The refs each result set assessed, as stored beside its counts (``ResultSet.assessed``),
+#: one row per distinct set of refs with its result sets: a year's 28k result sets hold a
+#: handful of distinct sets, so neither the counts nor copies of the same refs travel.
+_ASSESSED_SQL = """
+SELECT COALESCE(assessed -> %s, '[]'::jsonb), array_agg(id) FROM posture_resultset
+WHERE id = ANY(%s) GROUP BY 1
 """
 
 
 def _assessed_refs(framework: str, sets: Iterable[tuple[int, str]], *, in_sql: bool | None = None,
                    ) -> dict[int, frozenset[str]]:
     """result set id -> the refs of ``framework`` it assessed (counts with no ``not_assessed``
-    or ``error``): from the cache, the rest in one query (trivial when every set is cached).
-    ``in_sql`` (default: on PostgreSQL) picks the refs out in the database; elsewhere the
-    framework's counts are read and picked in Python."""
+    or ``error``; stored as ``ResultSet.assessed``): from the cache, the rest in one query
+    (trivial when every set is cached). ``in_sql`` (default: on PostgreSQL) groups the result
+    sets by their refs in the database; elsewhere each set's refs are read."""
     sets = list(dict.fromkeys(sets))
     with _ASSESSED_LOCK:
         found = {pk: _ASSESSED[(pk, digest, framework)] for pk, digest in sets if (pk, digest, framework) in _ASSESSED}
@@ -319,9 +308,8 @@ def _assessed_refs(framework: str, sets: Iterable[tuple[int, str]], *, in_sql: b
             cursor.execute(_ASSESSED_SQL, [framework, list(missing)])
             groups = cursor.fetchall()  # one row per distinct set of refs, with its result sets
     else:
-        groups = [([ref for ref, c in (mine or {}).items() if c and not (c.get("not_assessed") or c.get("error"))], [pk])
-                  for pk, mine in ResultSet.objects.filter(pk__in=list(missing))
-                  .annotate(mine=KeyTransform(framework, "control_counts")).values_list("pk", "mine")]
+        groups = [((assessed or {}).get(framework, []), [pk])
+                  for pk, assessed in ResultSet.objects.filter(pk__in=list(missing)).values_list("pk", "assessed")]
     with _ASSESSED_LOCK:
         for refs, pks in groups:
             refs = frozenset(refs)
@@ -401,9 +389,14 @@ def _host_rows(fleet: list[ControlEffectiveness], cov: HostCoverage, failing: di
     for summary in fleet:
         row = ControlEffectiveness(summary.ref, summary.title, host_id, summary.checks, summary.automated,
                                    expected=cov.expected, gaps=gap_time)
-        fails = intersect(_union(failing, host_id, row.checks), observed)
-        excused = subtract(intersect(_union(excepted, host_id, row.checks), observed), fails)
-        missing = subtract(subtract(unassessed.get((host_id, row.ref), []), fails), gaps)
+        failed, exempt, unknown = (_union(failing, host_id, row.checks), _union(excepted, host_id, row.checks),
+                                   unassessed.get((host_id, row.ref)))
+        if not (failed or exempt or unknown):  # most controls on most hosts: passing whenever observed
+            rows.append(row)
+            continue
+        fails = intersect(failed, observed)
+        excused = subtract(intersect(exempt, observed), fails)
+        missing = subtract(subtract(unknown or [], fails), gaps)
         row.failing = total(subtract(fails, gaps))
         row.excepted = total(subtract(subtract(excused, missing), gaps))
         row.not_assessed = total(missing)
