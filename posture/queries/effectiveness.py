@@ -38,6 +38,7 @@ stretches, not with scans or windows."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
@@ -306,7 +307,8 @@ def _assessed_refs(framework: str, sets: Iterable[tuple[int, str]], *, in_sql: b
     if in_sql:  # even with nothing to read (an empty id list): the query count stays fixed
         with connection.cursor() as cursor:
             cursor.execute(_ASSESSED_SQL, [framework, list(missing)])
-            groups = cursor.fetchall()  # one row per distinct set of refs, with its result sets
+            # one row per distinct set of refs (jsonb, which Django's connection reads as text)
+            groups = [(json.loads(refs) if isinstance(refs, str) else refs, pks) for refs, pks in cursor.fetchall()]
     else:
         groups = [((assessed or {}).get(framework, []), [pk])
                   for pk, assessed in ResultSet.objects.filter(pk__in=list(missing)).values_list("pk", "assessed")]

@@ -55,8 +55,9 @@ def test_a_report_whose_worker_died_is_marked_failed_once_past_its_time_limit(se
             os._exit(1)
     try:
         deadline = time.monotonic() + 30
-        while Report.objects.get(pk=report.pk).state != "running":
-            assert time.monotonic() < deadline, "the worker never claimed the report"
+        # claimed, and its partial file opened (the claim commits first: wait for both)
+        while Report.objects.get(pk=report.pk).state != "running" or not list(tmp_path.glob("reports/*/*.part")):
+            assert time.monotonic() < deadline, "the worker never claimed the report and began writing it"
             time.sleep(0.05)
     finally:
         os.kill(pid, signal.SIGKILL)
