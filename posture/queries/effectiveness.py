@@ -30,8 +30,8 @@ Definitions (with those of posture/queries/history.py):
 
 Cost: seven queries whatever the size of the fleet or of the period (the framework's
 controls, hosts, scans for the gaps, exceptions that could apply, the scans in force with
-their result sets, the refs each result set assessed (picked out of its counts in SQL, read
-once per process: ``_assessed_refs``), and the failure windows merged per (host, check) in
+their result sets, the refs each result set assessed (``ResultSet.assessed``, grouped by
+distinct set in SQL and kept per process: ``_assessed_refs``), and the failure windows merged per (host, check) in
 SQL: ``range_agg`` on PostgreSQL, window functions elsewhere),
 then Python over the merged stretches: memory grows with hosts x checks x failure
 stretches, not with scans or windows."""

@@ -39,24 +39,18 @@
 
   function follow(panel, url) {
     panel.dataset.statusUrl = url;
-    let failures = 0;
-    const tick = async () => {
-      try {
-        const response = await fetch(url, { headers: JSON_HEADERS, credentials: "same-origin", cache: "no-store" });
-        if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const body = await response.json();
-        failures = 0;
+    window.posture.poll(url, {
+      every: POLL_MS,
+      onData: (body) => {
         render(panel, body.scan);
-        if (!body.scan.finished) setTimeout(tick, POLL_MS);
-      } catch (err) {
-        failures += 1;
-        const summary = field(panel, "summary");
-        summary.textContent = `Could not read the scan's state (${err.message}); retrying…`;
-        if (failures < 20) setTimeout(tick, POLL_MS * 2);
-        else summary.textContent = `Could not read the scan's state (${err.message}): reload the page.`;
-      }
-    };
-    tick();
+        return body.scan.finished;
+      },
+      onError: (err, retrying) => {
+        field(panel, "summary").textContent = retrying
+          ? `Could not read the scan's state (${err.message}); retrying…`
+          : `Could not read the scan's state (${err.message}): reload the page.`;
+      },
+    });
   }
 
   const panel = document.getElementById("scan-progress");

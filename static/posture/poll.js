@@ -1,5 +1,5 @@
-// Live status polling shared by the pages' progress displays (reports.js; hosts.js follows the
-// same steps for a scan): fetch a JSON status URL until onData(body) answers true (finished),
+// Live status polling shared by the pages' progress displays (reports.js, and hosts.js for a
+// scan): fetch a JSON status URL until onData(body) answers true (finished),
 // retrying after an error at twice the interval, and giving up after 20 errors in a row.
 // onError(err, retrying) says so on the page. Load before the page's script (both deferred).
 (() => {
