@@ -82,14 +82,23 @@ def _development_keys() -> dict[str, str]:
     """Keys generated once per checkout and kept under var/, so restarts keep sessions and
     can still decrypt stored TLS material. Never used in production."""
     path = VAR_DIR / "dev-keys.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    keys = {"secret_key": secrets.token_urlsafe(50), "encryption_key": Fernet.generate_key().decode()}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(keys, fh)
-    return keys
+    if not path.exists():
+        # The run command starts web, worker and beat at once on a fresh checkout: each writes
+        # its candidate keys to a file of its own, then links it into place, which succeeds for
+        # exactly one of them; all then read the winner's (never a half-written file).
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        keys = {"secret_key": secrets.token_urlsafe(50), "encryption_key": Fernet.generate_key().decode()}
+        candidate = VAR_DIR / f".dev-keys.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump(keys, fh)
+            os.link(candidate, path)
+        except FileExistsError:
+            pass  # another process was first: its keys are the checkout's
+        finally:
+            candidate.unlink(missing_ok=True)
+    return json.loads(path.read_text())
 
 
 SECRET_KEY = env_str("POSTURE_SECRET_KEY")

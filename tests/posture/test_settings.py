@@ -73,3 +73,19 @@ def test_it_names_the_cookie_warnings_over_plain_http(tmp_path):
     result = manage(tmp_path, "check", "--deploy", POSTURE_HTTPS="false", **production_keys())
     assert result.returncode == 0, result.stderr
     assert warning_ids(result.stderr) <= JUSTIFIED | PLAIN_HTTP, result.stderr
+
+
+def test_processes_starting_at_once_on_a_fresh_checkout_share_one_set_of_development_keys(tmp_path):
+    """Web, worker and beat import the settings together on a fresh var/: none fails because
+    another created the keys first, and all run with the same keys (sessions and stored TLS
+    material stay readable by every process)."""
+    base = {k: v for k, v in os.environ.items() if k not in OUTSIDE and not k.startswith("POSTURE_")}
+    base.update(POSTURE_VAR_DIR=str(tmp_path / "var"), POSTURE_ENV="development", DJANGO_SETTINGS_MODULE="posture.settings")
+    code = "from django.conf import settings; print(settings.SECRET_KEY, settings.ENCRYPTION_KEYS[0])"
+    procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=base, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [(p.communicate(timeout=120), p.returncode) for p in procs]
+    assert all(rc == 0 for _, rc in results), [err[-500:] for (_, err), rc in results if rc]
+    assert len({out.strip() for (out, _), _ in results}) == 1
+    assert not [p.name for p in (tmp_path / "var").iterdir() if p.name.startswith(".dev-keys")]  # no candidates left
+    assert oct((tmp_path / "var" / "dev-keys.json").stat().st_mode & 0o777) == "0o600"
